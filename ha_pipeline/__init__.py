@@ -1,0 +1,1 @@
+"""ha_pipeline: keep a Home Assistant home's inventory and history for years."""
