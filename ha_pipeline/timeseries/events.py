@@ -1,0 +1,280 @@
+"""Normalise Home Assistant history rows into the event point schema (DESIGN.md).
+
+Input is what ``history/history_during_period`` returns with ``include_start_time_state``:
+``{entity_id: [{"s": state, "a"?: attributes, "lu": epoch s, "lc"?: epoch s}, ...]}``.
+
+Window edge rules (HA 2024.1 recorder semantics):
+
+* HA puts the state in force at ``start_time`` first, with ``lu`` clamped to ``start_time``
+  and ``lc`` its real ``last_changed`` when that differs. That row is context, not an event
+  of the window: it gives the first event's ``previous_state`` and the start of its
+  ``duration_seconds`` (its ``lc`` when present, else the window start).
+* HA's own queries use ``last_updated < start`` for the start state and
+  ``last_updated > start`` for window rows, so a row stamped exactly at the window start is
+  never returned by real HA. Other sources (the simulator, replays) may send one: the
+  *first* row of an entity at ``lu == window_start`` is taken as the start-time row, any
+  further rows at that instant are genuine events of the window.
+* An entity whose first row is after the window start had no state before it: its first
+  event has no ``previous_state`` and a NaN ``duration_seconds``.
+
+Every later row, attribute-only updates included, is one event, so the event count equals
+the rows HA kept.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+# HA 2024.1 homeassistant/helpers/state.py::state_as_number, except that "unknown" is
+# absent here (HA returns 0 for it; DESIGN.md says unknown/unavailable carry no value).
+ON_STATES: frozenset[str] = frozenset({"on", "locked", "above_horizon", "open", "home"})
+OFF_STATES: frozenset[str] = frozenset({"off", "unlocked", "below_horizon", "closed", "not_home"})
+UNAVAILABLE = "unavailable"
+UNKNOWN = "unknown"
+MAX_STATE_LENGTH = 255
+
+EVENT_COLUMNS: tuple[str, ...] = (
+    "time",
+    "entity_id",
+    "domain",
+    "device_class",
+    "area",
+    "device_name",
+    "integration",
+    "state_value",
+    "normalized_value",
+    "previous_state",
+    "duration_seconds",
+    "unit_of_measurement",
+)
+# Not part of the stored point schema: the `last_reset` attribute, which rollups need to
+# detect new cycles of state_class `total` sensors. Writers ignore columns they are not given.
+EXTRA_COLUMNS: tuple[str, ...] = ("last_reset",)
+
+
+
+def _parse_finite(text: str) -> float | None:
+    """Python float() like HA, but only finite values (InfluxDB and statistics refuse nan/inf)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def state_as_number(state: str | None) -> float | None:
+    """HA's ``state_as_number`` on a state string; None when it has no number (incl. unknown)."""
+    if not isinstance(state, str):
+        return None
+    if state in ON_STATES:
+        return 1.0
+    if state in OFF_STATES:
+        return 0.0
+    return _parse_finite(state)
+
+
+def parse_numbers(states: pd.Series) -> pd.Series:
+    """Finite float of each state that Python's float() accepts (HA statistics' rule), else NaN.
+
+    Works on the unique strings only: sensors repeat values, and the pandas parser does the
+    bulk, Python's float() only the leftovers it refuses (``"1_000"``, non-ASCII digits).
+    """
+    codes, uniques = pd.factorize(states, use_na_sentinel=True)
+    if len(uniques) == 0:
+        return pd.Series(np.full(len(states), np.nan), index=states.index)
+    uniq = pd.Series(np.asarray(uniques, dtype=object))
+    values = pd.to_numeric(uniq, errors="coerce").astype("float64").to_numpy(copy=True)
+    values[~np.isfinite(values)] = np.nan
+    leftovers = np.flatnonzero(np.isnan(values))
+    for i in leftovers:
+        parsed = _parse_finite(uniq.iat[i]) if isinstance(uniq.iat[i], str) else None
+        if parsed is not None:
+            values[i] = parsed
+    out = np.where(codes >= 0, values[np.maximum(codes, 0)], np.nan)
+    return pd.Series(out, index=states.index, dtype="float64")
+
+
+def states_as_numbers(states: pd.Series) -> pd.Series:
+    """Vectorised :func:`state_as_number` over a Series of state strings (NaN for None)."""
+    numbers = parse_numbers(states)
+    on = states.isin(ON_STATES).to_numpy()
+    off = states.isin(OFF_STATES).to_numpy()
+    out = numbers.to_numpy(copy=True)
+    out[on] = 1.0
+    out[off] = 0.0
+    return pd.Series(out, index=states.index, dtype="float64")
+
+
+def _to_epoch(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Epoch seconds as float64 plus a mask of values that were missing (None)."""
+    missing = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+    numeric = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
+    epoch = numeric.astype("float64").to_numpy(copy=True)
+    # bool is an int subclass; a True/False timestamp is garbage, not 1970.
+    bools = np.fromiter((isinstance(v, bool) for v in values), dtype=bool, count=len(values))
+    epoch[bools | ~np.isfinite(epoch)] = np.nan
+    return epoch, missing
+
+
+def _attribute(attrs: list[Any], key: str) -> pd.Series:
+    """Per-row attribute value; NaN where the row carried no attributes (to be inherited)."""
+    out = [
+        (a.get(key) if isinstance(a.get(key), str) else "") if isinstance(a, dict) else None
+        for a in attrs
+    ]
+    return pd.Series(out, dtype=object)
+
+
+def _as_utc_epoch(moment: datetime) -> float:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def empty_events() -> pd.DataFrame:
+    """An event frame with no rows and the right columns."""
+    frame = pd.DataFrame({c: pd.Series(dtype=object) for c in EVENT_COLUMNS + EXTRA_COLUMNS})
+    frame["time"] = pd.Series(dtype="datetime64[ns, UTC]")
+    frame["normalized_value"] = pd.Series(dtype="float64")
+    frame["duration_seconds"] = pd.Series(dtype="float64")
+    return frame
+
+
+def history_to_events(
+    history: Mapping[str, Sequence[Mapping[str, Any]]],
+    window_start: datetime,
+    window_end: datetime,
+    tags_by_entity: Mapping[str, Mapping[str, Any]] | None = None,
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Events of ``[window_start, window_end)`` from HA history rows, plus rejected rows by reason.
+
+    Tags come from ``tags_by_entity`` (the SQL inventory); ``device_class`` and
+    ``unit_of_measurement`` fall back to the row's attributes (inherited by rows that carry
+    none, as with ``minimal_response``).
+    """
+    tags_by_entity = tags_by_entity or {}
+    rejects: Counter[str] = Counter()
+    start_s = _as_utc_epoch(window_start)
+    end_s = _as_utc_epoch(window_end)
+
+    entity_ids = list(history.keys())
+    lengths = np.fromiter((len(v) for v in history.values()), dtype=np.int64, count=len(entity_ids))
+    rows = list(itertools.chain.from_iterable(history.values()))
+    if not rows:
+        return empty_events(), dict(rejects)
+    entity_code = np.repeat(np.arange(len(entity_ids)), lengths)
+    is_dict = np.fromiter((isinstance(r, dict) for r in rows), dtype=bool, count=len(rows))
+    if not is_dict.all():
+        rejects["malformed_row"] += int((~is_dict).sum())
+        rows = [r if ok else {} for r, ok in zip(rows, is_dict)]
+
+    states = [r.get("s") for r in rows]
+    lu, lu_missing = _to_epoch([r.get("lu") for r in rows])
+    lc, _ = _to_epoch([r.get("lc") for r in rows])
+    attrs = [r.get("a") for r in rows]
+
+    state_s = pd.Series(states, dtype=object)
+    is_str = np.fromiter((isinstance(s, str) for s in states), dtype=bool, count=len(states))
+    state_missing = state_s.isna().to_numpy()
+    lengths_ok = np.ones(len(states), dtype=bool)
+    lengths_ok[is_str] = state_s[is_str].str.len().to_numpy() <= MAX_STATE_LENGTH
+
+    # Position of each row inside its entity's list, to find the start-time row (always first).
+    pos = np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    is_start_row = (pos == 0) & (lu == start_s) & is_dict
+
+    reasons = [
+        ("malformed_row", ~is_dict),
+        ("missing_lu", is_dict & lu_missing),
+        ("invalid_lu", is_dict & ~lu_missing & np.isnan(lu)),
+        ("outside_window", ~np.isnan(lu) & ((lu < start_s) | (lu >= end_s))),
+        ("missing_state", is_dict & state_missing),
+        ("non_string_state", ~state_missing & ~is_str),
+        ("state_too_long", is_str & ~lengths_ok),
+    ]
+    bad = np.zeros(len(rows), dtype=bool)
+    for reason, mask in reasons:
+        mask = mask & ~bad
+        if reason != "malformed_row":
+            rejects[reason] += int(mask.sum())
+        bad |= mask
+    keep = ~bad
+
+    # Attribute fallbacks, inherited within an entity by rows without attributes.
+    frame = pd.DataFrame(
+        {
+            "code": entity_code,
+            "lu": lu,
+            "lc": lc,
+            "state": state_s,
+            "start_row": is_start_row,
+            "attr_device_class": _attribute(attrs, "device_class"),
+            "attr_unit": _attribute(attrs, "unit_of_measurement"),
+            "last_reset": _attribute(attrs, "last_reset"),
+        }
+    )[keep]
+    # Stable sort keeps HA's order for rows at the same instant; start row stays first.
+    frame = frame.sort_values(["code", "start_row", "lu"], ascending=[True, False, True], kind="stable")
+    inherited = ["attr_device_class", "attr_unit", "last_reset"]
+    frame[inherited] = frame.groupby("code", sort=False)[inherited].ffill()
+    for col in inherited:
+        frame[col] = frame[col].replace("", None)
+
+    code = frame["code"].to_numpy()
+    first_of_entity = np.r_[True, code[1:] != code[:-1]]
+    prev_state = frame["state"].shift(1).to_numpy(dtype=object, copy=True)
+    prev_lu = np.r_[np.nan, frame["lu"].to_numpy()[:-1]]
+    start_rows = frame["start_row"].to_numpy()
+    prev_is_start = np.r_[False, start_rows[:-1]]
+    # For the first event the previous state began at the start row's real last_changed.
+    start_lc = np.r_[np.nan, frame["lc"].to_numpy()[:-1]]
+    began = np.where(prev_is_start & ~np.isnan(start_lc), start_lc, prev_lu)
+    prev_state[first_of_entity] = None
+    began[first_of_entity] = np.nan
+
+    events = frame.assign(previous_state=prev_state, began=began)[~start_rows]
+    rejects_out = {k: v for k, v in rejects.items() if v}
+    if events.empty:
+        return empty_events(), rejects_out
+
+    codes = events["code"].to_numpy()
+    ids = np.asarray(entity_ids, dtype=object)
+    domains = np.asarray([e.split(".", 1)[0] if isinstance(e, str) else None for e in entity_ids], dtype=object)
+
+    def tag(key: str) -> np.ndarray:
+        per_entity = np.asarray(
+            [(tags_by_entity.get(e) or {}).get(key) or None for e in entity_ids], dtype=object
+        )
+        return per_entity[codes]
+
+    device_class = tag("device_class")
+    unit = tag("unit_of_measurement")
+    device_class = np.where(pd.isna(device_class), events["attr_device_class"].to_numpy(dtype=object), device_class)
+    unit = np.where(pd.isna(unit), events["attr_unit"].to_numpy(dtype=object), unit)
+    lu_ev = events["lu"].to_numpy()
+    out = pd.DataFrame(
+        {
+            "time": pd.to_datetime(lu_ev, unit="s", utc=True),
+            "entity_id": ids[codes],
+            "domain": domains[codes],
+            "device_class": device_class,
+            "area": tag("area"),
+            "device_name": tag("device_name"),
+            "integration": tag("integration"),
+            "state_value": events["state"].to_numpy(dtype=object),
+            "normalized_value": states_as_numbers(events["state"]).to_numpy(),
+            "previous_state": events["previous_state"].to_numpy(dtype=object),
+            "duration_seconds": lu_ev - events["began"].to_numpy(),
+            "unit_of_measurement": unit,
+            "last_reset": events["last_reset"].to_numpy(dtype=object),
+        }
+    )
+    return out.reset_index(drop=True), rejects_out
