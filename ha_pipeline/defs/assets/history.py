@@ -1,0 +1,336 @@
+"""History: HA's recorded states archived hourly into InfluxDB, with hourly and daily summaries."""
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from fnmatch import fnmatchcase
+
+import dagster as dg
+import pandas as pd
+
+from ha_pipeline.defs.partitions import daily_partitions, hourly_partitions
+from ha_pipeline.defs.resources import (
+    HomeAssistantResource,
+    InfluxDBResource,
+    MetadataStoreResource,
+)
+from ha_pipeline.timeseries.backend import RetentionRejectedError
+from ha_pipeline.timeseries.events import history_to_events
+from ha_pipeline.timeseries.rollups import daily_from_hourly, hourly_summaries
+
+EVENT_TAGS = ["entity_id", "domain", "device_class", "area", "device_name", "integration"]
+EVENT_FIELDS = [
+    "state_value",
+    "normalized_value",
+    "previous_state",
+    "duration_seconds",
+    "unit_of_measurement",
+]
+
+HISTORY_RETRY = dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL)
+# One run per day of hours: a 30-day backfill is 30 runs, not 720.
+HOURLY_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=24)
+DAILY_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
+
+
+class EntityFilter(dg.Config):
+    """Which entities are archived, with the precedence of HA's own influxdb `include`/`exclude`
+    (explicit entities first, then globs, then domains). No filter archives every entity."""
+
+    include_domains: list[str] = []
+    include_entity_globs: list[str] = []
+    include_entities: list[str] = []
+    exclude_domains: list[str] = []
+    exclude_entity_globs: list[str] = []
+    exclude_entities: list[str] = []
+
+    def accepts(self, entity_id: str) -> bool:
+        domain = entity_id.split(".", 1)[0]
+        if entity_id in self.include_entities:
+            return True
+        if entity_id in self.exclude_entities:
+            return False
+        if any(fnmatchcase(entity_id, glob) for glob in self.include_entity_globs):
+            return True
+        if any(fnmatchcase(entity_id, glob) for glob in self.exclude_entity_globs):
+            return False
+        if domain in self.include_domains:
+            return True
+        if domain in self.exclude_domains:
+            return False
+        # Any include rule makes the filter an allow-list (HA's cases 2, 4 and 6).
+        return not (self.include_domains or self.include_entity_globs or self.include_entities)
+
+
+class EventsConfig(dg.Config):
+    """Run configuration of `influxdb/events`."""
+
+    entity_filter: EntityFilter = EntityFilter()
+    entity_batch_size: int = 200
+
+
+class SummariesConfig(dg.Config):
+    """Run configuration of `influxdb/hourly_summaries`."""
+
+    start_state_lookback_hours: int = 24
+
+
+def hours(window: dg.TimeWindow) -> Iterator[tuple[datetime, datetime]]:
+    """The one-hour windows that make up a (possibly multi-partition) time window."""
+    start = window.start.astimezone(timezone.utc)
+    end = window.end.astimezone(timezone.utc)
+    while start < end:
+        yield start, start + timedelta(hours=1)
+        start += timedelta(hours=1)
+
+
+def _retention_cutoff(retention_days: int) -> datetime:
+    return datetime.now(timezone.utc) - timedelta(days=retention_days)
+
+
+def _window_metadata(window: dg.TimeWindow) -> dict[str, dg.MetadataValue]:
+    return {
+        "window_start": dg.MetadataValue.text(window.start.astimezone(timezone.utc).isoformat()),
+        "window_end": dg.MetadataValue.text(window.end.astimezone(timezone.utc).isoformat()),
+    }
+
+
+@dg.asset(
+    key=["influxdb", "events"],
+    deps=[["homeassistant", "history"], ["sqlite", "entities"]],
+    partitions_def=hourly_partitions,
+    backfill_policy=HOURLY_BACKFILL,
+    group_name="history",
+    kinds={"influxdb", "homeassistant"},
+    pool="influxdb",
+    retry_policy=HISTORY_RETRY,
+    freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=2)),
+    output_required=False,
+)
+def events(
+    context: dg.AssetExecutionContext,
+    config: EventsConfig,
+    ha: HomeAssistantResource,
+    metadata_store: MetadataStoreResource,
+    influxdb: InfluxDBResource,
+):
+    """Archives every state row HA recorded in each hour of the partition window into the
+    365-day `events` bucket, one point per row, tagged with area, device, integration and device
+    class from the SQL inventory. Each hour is deleted and rewritten, then counted back; a count
+    that differs fails the run. Hours older than the bucket's retention are skipped and said so."""
+    window = context.partition_time_window
+    spec = influxdb.bucket_specs()["events"]
+    backend = influxdb.backend()
+    backend.ensure_bucket(spec)
+    tags_by_entity = {tag["entity_id"]: tag for tag in metadata_store.store().entity_tags()}
+    cutoff = _retention_cutoff(spec.retention_days)
+
+    seconds: Counter[str] = Counter()
+    rejects: Counter[str] = Counter()
+    rows_fetched = rows_kept = points_written = 0
+    entities: set[str] = set()
+    skipped: list[str] = []
+    with ha.client() as client:
+        started = time.monotonic()
+        known = {state.entity_id for state in client.states()} | tags_by_entity.keys()
+        entity_ids = sorted(e for e in known if config.entity_filter.accepts(e))
+        # Attributes cost bandwidth; only `total` meters (last_reset) and entities the inventory
+        # does not describe (unit, device_class) need them.
+        attribute_ids = [
+            e
+            for e in entity_ids
+            if e not in tags_by_entity or tags_by_entity[e].get("state_class") == "total"
+        ]
+        plain_ids = sorted(set(entity_ids) - set(attribute_ids))
+        seconds["fetch"] += time.monotonic() - started
+        for start, end in hours(window):
+            if start < cutoff:
+                skipped.append(start.isoformat())
+                continue
+            started = time.monotonic()
+            history = {}
+            for ids, no_attributes in ((plain_ids, True), (attribute_ids, False)):
+                if ids:
+                    history |= client.history_during_period(
+                        start,
+                        end,
+                        ids,
+                        batch_size=config.entity_batch_size,
+                        no_attributes=no_attributes,
+                    )
+            seconds["fetch"] += time.monotonic() - started
+            rows_fetched += sum(len(rows) for rows in history.values())
+
+            started = time.monotonic()
+            frame, hour_rejects = history_to_events(history, start, end, tags_by_entity)
+            rejects.update(hour_rejects)
+            seconds["normalise"] += time.monotonic() - started
+
+            started = time.monotonic()
+            backend.delete(spec.name, spec.measurement, start, end)
+            try:
+                written = backend.write(
+                    spec.name, frame, spec.measurement, EVENT_TAGS, EVENT_FIELDS
+                )
+            except RetentionRejectedError:
+                skipped.append(start.isoformat())
+                continue
+            seconds["write"] += time.monotonic() - started
+
+            started = time.monotonic()
+            stored = backend.count(spec.name, spec.measurement, start, end)
+            seconds["verify"] += time.monotonic() - started
+            if stored != len(frame) or written != len(frame):
+                raise dg.Failure(
+                    f"InfluxDB holds {stored} points for {start:%Y-%m-%d %H:00} UTC in bucket "
+                    f"'{spec.name}', but {len(frame)} rows were kept from Home Assistant "
+                    f"({written} acknowledged). Re-run the partition to rewrite the hour."
+                )
+            rows_kept += len(frame)
+            points_written += written
+            entities.update(frame["entity_id"].unique())
+
+    skipped_sentence = (
+        f"Skipped {len(skipped)} hour(s) older than the {spec.retention_days}-day retention of "
+        f"bucket '{spec.name}': InfluxDB would drop their points, so nothing was written for them."
+        if skipped
+        else "No hour was skipped."
+    )
+    if skipped:
+        context.log.warning(f"{skipped_sentence} First skipped hour: {skipped[0]}.")
+    if len(skipped) == len(list(hours(window))):
+        return
+    yield dg.MaterializeResult(
+        metadata={
+            **_window_metadata(window),
+            "rows_fetched": dg.MetadataValue.int(rows_fetched),
+            "rows_kept": dg.MetadataValue.int(rows_kept),
+            "points_written": dg.MetadataValue.int(points_written),
+            "entities": dg.MetadataValue.int(len(entities)),
+            "entities_requested": dg.MetadataValue.int(len(entity_ids)),
+            "rejects_by_reason": dg.MetadataValue.json(dict(rejects)),
+            "rejected_rows": dg.MetadataValue.int(sum(rejects.values())),
+            "seconds_per_stage": dg.MetadataValue.json(
+                {stage: round(value, 3) for stage, value in seconds.items()}
+            ),
+            "hours_skipped": dg.MetadataValue.int(len(skipped)),
+            "skipped": dg.MetadataValue.text(skipped_sentence),
+            "bucket": dg.MetadataValue.text(spec.name),
+        }
+    )
+
+
+def _last_before(frame: pd.DataFrame, moment: datetime) -> pd.DataFrame:
+    earlier = frame[frame["time"] < moment]
+    return earlier.sort_values("time").groupby("entity_id", sort=False).tail(1)
+
+
+def _preview(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "No entity had a state in this window."
+    return "```\n" + frame.head(10).to_string(index=False) + "\n```"
+
+
+def _write_summaries(backend, spec, frame: pd.DataFrame, start: datetime, end: datetime) -> int:
+    backend.delete(spec.name, spec.measurement, start, end)
+    if frame.empty:
+        return 0
+    tags = [c for c in EVENT_TAGS if c in frame.columns]
+    fields = [c for c in frame.columns if c not in tags and c != "time"]
+    return backend.write(spec.name, frame, spec.measurement, tags, fields)
+
+
+@dg.asset(
+    key=["influxdb", "hourly_summaries"],
+    deps=[events],
+    partitions_def=hourly_partitions,
+    backfill_policy=HOURLY_BACKFILL,
+    group_name="history",
+    kinds={"influxdb"},
+    pool="influxdb",
+    retry_policy=HISTORY_RETRY,
+    freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=2)),
+)
+def hourly_summaries_asset(
+    context: dg.AssetExecutionContext,
+    config: SummariesConfig,
+    metadata_store: MetadataStoreResource,
+    influxdb: InfluxDBResource,
+) -> dg.MaterializeResult:
+    """Per entity and hour, what HA's long-term statistics would store: time-weighted mean,
+    min, max, last, row count, unavailable and on seconds, and the metered sum increase, read
+    from the raw events and written to the 730-day `events_hourly` bucket. The state in force at
+    each hour's start comes from the last event before it (looked back up to a day)."""
+    window = context.partition_time_window
+    specs = influxdb.bucket_specs()
+    raw, spec = specs["events"], specs["events_hourly"]
+    backend = influxdb.backend()
+    backend.ensure_bucket(spec)
+    entity_meta = {tag["entity_id"]: tag for tag in metadata_store.store().entity_tags()}
+    lookback = timedelta(hours=config.start_state_lookback_hours)
+    rows = backend.read(raw.name, raw.measurement, window.start - lookback, window.end)
+
+    written = 0
+    summaries = []
+    for start, end in hours(window):
+        in_hour = rows[(rows["time"] >= start) & (rows["time"] < end)]
+        hour_rows = pd.concat([_last_before(rows, start), in_hour], ignore_index=True)
+        frame = hourly_summaries(hour_rows, start, end, entity_meta)
+        written += _write_summaries(backend, spec, frame, start, end)
+        summaries.append(frame)
+    everything = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame()
+    return dg.MaterializeResult(
+        metadata={
+            **_window_metadata(window),
+            "raw_points_read": dg.MetadataValue.int(len(rows)),
+            "entity_hours": dg.MetadataValue.int(len(everything)),
+            "points_written": dg.MetadataValue.int(written),
+            "bucket": dg.MetadataValue.text(spec.name),
+            "preview": dg.MetadataValue.md(_preview(everything)),
+        }
+    )
+
+
+@dg.asset(
+    key=["influxdb", "daily_summaries"],
+    deps=[hourly_summaries_asset],
+    partitions_def=daily_partitions,
+    backfill_policy=DAILY_BACKFILL,
+    group_name="history",
+    kinds={"influxdb"},
+    pool="influxdb",
+    retry_policy=HISTORY_RETRY,
+    freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26)),
+)
+def daily_summaries_asset(
+    context: dg.AssetExecutionContext, influxdb: InfluxDBResource
+) -> dg.MaterializeResult:
+    """Per entity and UTC day, the 24 hourly summaries combined, each weighted by the seconds
+    it covered, written to the 2555-day `events_daily` bucket. Each day is deleted and rewritten,
+    so re-running a day after its hours were re-run gives the same result."""
+    window = context.partition_time_window
+    specs = influxdb.bucket_specs()
+    hourly, spec = specs["events_hourly"], specs["events_daily"]
+    backend = influxdb.backend()
+    backend.ensure_bucket(spec)
+
+    written = hourly_rows = entity_days = 0
+    day = window.start.astimezone(timezone.utc)
+    while day < window.end:
+        next_day = day + timedelta(days=1)
+        hourly_frame = backend.read(hourly.name, hourly.measurement, day, next_day)
+        frame = daily_from_hourly(hourly_frame, day)
+        written += _write_summaries(backend, spec, frame, day, next_day)
+        hourly_rows += len(hourly_frame)
+        entity_days += len(frame)
+        day = next_day
+    return dg.MaterializeResult(
+        metadata={
+            **_window_metadata(window),
+            "hourly_rows_read": dg.MetadataValue.int(hourly_rows),
+            "entity_days": dg.MetadataValue.int(entity_days),
+            "points_written": dg.MetadataValue.int(written),
+            "bucket": dg.MetadataValue.text(spec.name),
+        }
+    )

@@ -1,0 +1,144 @@
+"""Inventory: Home Assistant's registries, mirrored into the SQL metadata store."""
+
+from collections import Counter
+from datetime import timedelta
+
+import dagster as dg
+
+from ha_pipeline.defs.resources import HomeAssistantResource, MetadataStoreResource
+
+INVENTORY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=24))
+TRANSIENT_RETRY = dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL)
+
+# HA's registries: lineage in the UI starts here. (name in the snapshot, asset name, description)
+REGISTRIES = [
+    ("areas", "area_registry", "Home Assistant's area registry (`config/area_registry/list`)."),
+    ("devices", "device_registry", "Home Assistant's device registry (`config/device_registry/list`)."),
+    ("entities", "entity_registry", "Home Assistant's entity registry (`config/entity_registry/list`)."),
+    ("config_entries", "config_entries", "Home Assistant's config entries (`config_entries/get`)."),
+]
+
+ha_registries = [
+    dg.AssetSpec(
+        ["homeassistant", asset_name],
+        description=description,
+        group_name="homeassistant",
+        kinds={"homeassistant"},
+    )
+    for _, asset_name, description in REGISTRIES
+]
+ha_history = dg.AssetSpec(
+    ["homeassistant", "history"],
+    description="Home Assistant's recorder: the state history kept by HA (about 10 days by default).",
+    group_name="homeassistant",
+    kinds={"homeassistant"},
+)
+
+TABLE_DESCRIPTIONS = {
+    "areas": "Areas of the home, keyed by HA's `area_id`.",
+    "devices": "Devices, keyed by HA's `device_id`, with manufacturer, model, area and versions.",
+    "entities": "Entities, keyed by HA's `entity_id`, with platform, domain, device and effective area.",
+    "config_entries": "Config entries (integrations set up in HA), keyed by HA's `entry_id`.",
+}
+
+inventory_specs = [
+    dg.AssetSpec(
+        ["sqlite", table],
+        deps=[["homeassistant", asset_name]],
+        description=TABLE_DESCRIPTIONS[table],
+        group_name="inventory",
+        kinds={"sqlite"},
+        freshness_policy=INVENTORY_FRESHNESS,
+    )
+    for table, asset_name, _ in REGISTRIES
+] + [
+    dg.AssetSpec(
+        ["sqlite", "registry_changes"],
+        deps=[["homeassistant", asset_name] for _, asset_name, _ in REGISTRIES],
+        description="Audit log: one row per difference found between HA's registries and the stored inventory.",
+        group_name="inventory",
+        kinds={"sqlite"},
+        freshness_policy=INVENTORY_FRESHNESS,
+    )
+]
+
+PREVIEW_ROWS = 20
+
+
+def _changes_markdown(changes: list[dict]) -> str:
+    if not changes:
+        return "No changes: the stored inventory already matched Home Assistant."
+    lines = ["| table | record | change | old | new |", "|---|---|---|---|---|"]
+    for change in changes[:PREVIEW_ROWS]:
+        cells = [
+            change.get("table_name", change.get("table", "")),
+            change.get("record_id", ""),
+            change.get("change_type", change.get("change", "")),
+            change.get("old_value", ""),
+            change.get("new_value", ""),
+        ]
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|")[:80] for c in cells) + " |")
+    if len(changes) > PREVIEW_ROWS:
+        lines.append(f"\n… and {len(changes) - PREVIEW_ROWS} more.")
+    return "\n".join(lines)
+
+
+def _rejects_sentence(rejects: list) -> str:
+    if not rejects:
+        return "Every registry record Home Assistant sent was valid and stored."
+    kinds = Counter(reject.kind for reject in rejects)
+    per_kind = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+    return (
+        f"Skipped {len(rejects)} invalid registry record(s) ({per_kind}); "
+        "the valid rest was stored. See `rejects_by_reason`."
+    )
+
+
+@dg.multi_asset(
+    name="discovery",
+    specs=inventory_specs,
+    pool="sqlite",
+    retry_policy=TRANSIENT_RETRY,
+)
+def discovery(
+    context: dg.AssetExecutionContext,
+    ha: HomeAssistantResource,
+    metadata_store: MetadataStoreResource,
+):
+    """Lists HA's areas, devices, entities and config entries over the WebSocket API and syncs
+    them into the SQL inventory in one transaction: new rows are inserted, changed rows updated,
+    rows HA no longer has are marked removed, and every difference is written to
+    `registry_changes`. Invalid records are skipped and counted with their reasons."""
+    with ha.client() as client:
+        snapshot = client.registry_snapshot()
+    store = metadata_store.store()
+    result = store.sync(snapshot.as_rows(), now=snapshot.fetched_at)
+    stored = store.counts()
+    rejects_sentence = _rejects_sentence(snapshot.rejects)
+    if snapshot.rejects:
+        context.log.warning(rejects_sentence)
+
+    for table, _, _ in REGISTRIES:
+        yield dg.MaterializeResult(
+            asset_key=["sqlite", table],
+            metadata={
+                "row_count": dg.MetadataValue.int(stored[table]),
+                "ha_count": dg.MetadataValue.int(len(getattr(snapshot, table))),
+                "added": dg.MetadataValue.int(result.added.get(table, 0)),
+                "removed": dg.MetadataValue.int(result.removed.get(table, 0)),
+                "changed": dg.MetadataValue.int(result.changed.get(table, 0)),
+                "revived": dg.MetadataValue.int(result.revived.get(table, 0)),
+                "fetched_at": dg.MetadataValue.timestamp(snapshot.fetched_at),
+            },
+        )
+    rejects_by_reason = Counter(f"{r.kind}: {r.reason}" for r in snapshot.rejects)
+    yield dg.MaterializeResult(
+        asset_key=["sqlite", "registry_changes"],
+        metadata={
+            "changes_written": dg.MetadataValue.int(len(result.changes)),
+            "preview": dg.MetadataValue.md(_changes_markdown(result.changes)),
+            "rejected_records": dg.MetadataValue.int(len(snapshot.rejects)),
+            "rejects_by_reason": dg.MetadataValue.json(dict(rejects_by_reason)),
+            "rejects": dg.MetadataValue.text(rejects_sentence),
+        },
+    )

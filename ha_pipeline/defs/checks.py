@@ -1,0 +1,153 @@
+"""Asset checks: the inventory's integrity, and that history and summaries add up."""
+
+import math
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from ha_pipeline.defs.resources import InfluxDBResource, MetadataStoreResource
+
+INVENTORY_TABLES = ["areas", "devices", "entities", "config_entries"]
+
+
+def _latest_metadata(context, asset_key: list[str]) -> dict:
+    event = context.instance.get_latest_materialization_event(dg.AssetKey(asset_key))
+    if event is None or event.asset_materialization is None:
+        return {}
+    return {key: value.value for key, value in event.asset_materialization.metadata.items()}
+
+
+@dg.multi_asset_check(
+    specs=[
+        *(
+            dg.AssetCheckSpec("no_duplicate_ids", asset=["sqlite", table], blocking=True)
+            for table in INVENTORY_TABLES
+        ),
+        *(
+            dg.AssetCheckSpec("row_count_matches_ha", asset=["sqlite", table], blocking=True)
+            for table in INVENTORY_TABLES
+        ),
+        dg.AssetCheckSpec("foreign_keys_valid", asset=["sqlite", "entities"], blocking=True),
+        dg.AssetCheckSpec("foreign_keys_valid", asset=["sqlite", "devices"], blocking=True),
+    ],
+)
+def inventory_integrity(context: dg.AssetCheckExecutionContext, metadata_store: MetadataStoreResource):
+    """Blocking gates on the SQL inventory: HA's ids are unique, foreign keys hold, and the
+    current row count of each table equals what HA listed in the last discovery."""
+    store = metadata_store.store()
+    duplicates = store.duplicate_ids()
+    for table in INVENTORY_TABLES:
+        dupes = list(duplicates.get(table, []))
+        yield dg.AssetCheckResult(
+            asset_key=["sqlite", table],
+            check_name="no_duplicate_ids",
+            passed=not dupes,
+            metadata={
+                "duplicates": dg.MetadataValue.int(len(dupes)),
+                "examples": dg.MetadataValue.text(", ".join(map(str, dupes[:10])) or "none"),
+            },
+        )
+    counts = store.counts()
+    for table in INVENTORY_TABLES:
+        ha_count = _latest_metadata(context, ["sqlite", table]).get("ha_count")
+        yield dg.AssetCheckResult(
+            asset_key=["sqlite", table],
+            check_name="row_count_matches_ha",
+            passed=ha_count is not None and counts[table] == ha_count,
+            metadata={
+                "stored": dg.MetadataValue.int(counts[table]),
+                "home_assistant": dg.MetadataValue.int(-1 if ha_count is None else int(ha_count)),
+            },
+        )
+    violations = list(store.fk_violations())
+    for table in ("entities", "devices"):
+        mine = [v for v in violations if v.get("table") == table]
+        yield dg.AssetCheckResult(
+            asset_key=["sqlite", table],
+            check_name="foreign_keys_valid",
+            passed=not mine,
+            metadata={
+                "violations": dg.MetadataValue.int(len(mine)),
+                "examples": dg.MetadataValue.json(mine[:10]),
+            },
+        )
+
+
+@dg.asset_check(asset=["sqlite", "entities"])
+def entities_with_removed_device(metadata_store: MetadataStoreResource) -> dg.AssetCheckResult:
+    """Warns about current entities whose device HA has removed (usually left-overs of an
+    integration that was deleted; HA cleans them up on its own restart)."""
+    orphans = list(metadata_store.store().entities_with_removed_device())
+    return dg.AssetCheckResult(
+        passed=not orphans,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "entities": dg.MetadataValue.int(len(orphans)),
+            "examples": dg.MetadataValue.json(orphans[:10]),
+        },
+    )
+
+
+def _window(context, asset_key: list[str]) -> tuple[dict, pd.Timestamp, pd.Timestamp] | None:
+    metadata = _latest_metadata(context, asset_key)
+    if "window_start" not in metadata:
+        return None
+    return metadata, pd.Timestamp(metadata["window_start"]), pd.Timestamp(metadata["window_end"])
+
+
+def _no_materialization(asset: str) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=False,
+        description=f"{asset} has no materialization with a time window to check yet.",
+    )
+
+
+@dg.asset_check(asset=["influxdb", "events"], blocking=True)
+def events_match_ha_rows(
+    context: dg.AssetCheckExecutionContext, influxdb: InfluxDBResource
+) -> dg.AssetCheckResult:
+    """Blocking: the raw points stored for the last materialized window equal the history rows
+    kept from HA for it (fetched minus rejected)."""
+    found = _window(context, ["influxdb", "events"])
+    if found is None:
+        return _no_materialization("influxdb/events")
+    metadata, start, end = found
+    spec = influxdb.bucket_specs()["events"]
+    stored = influxdb.backend().count(spec.name, spec.measurement, start, end)
+    kept = int(metadata["rows_kept"])
+    return dg.AssetCheckResult(
+        passed=stored == kept,
+        metadata={
+            "points_in_influxdb": dg.MetadataValue.int(stored),
+            "ha_rows_kept": dg.MetadataValue.int(kept),
+            "window_start": dg.MetadataValue.text(str(start)),
+            "window_end": dg.MetadataValue.text(str(end)),
+        },
+    )
+
+
+@dg.asset_check(asset=["influxdb", "hourly_summaries"], blocking=True)
+def hourly_counts_match_events(
+    context: dg.AssetCheckExecutionContext, influxdb: InfluxDBResource
+) -> dg.AssetCheckResult:
+    """The hourly `count` fields of the last materialized window add up to the raw points
+    stored for the same window."""
+    found = _window(context, ["influxdb", "hourly_summaries"])
+    if found is None:
+        return _no_materialization("influxdb/hourly_summaries")
+    _, start, end = found
+    specs = influxdb.bucket_specs()
+    backend = influxdb.backend()
+    raw = backend.count(specs["events"].name, specs["events"].measurement, start, end)
+    hourly = backend.read(
+        specs["events_hourly"].name, specs["events_hourly"].measurement, start, end, fields=["count"]
+    )
+    total = int(hourly["count"].sum()) if len(hourly) else 0
+    return dg.AssetCheckResult(
+        passed=total == raw,
+        metadata={
+            "sum_of_hourly_counts": dg.MetadataValue.int(total),
+            "raw_points": dg.MetadataValue.int(raw),
+        },
+    )

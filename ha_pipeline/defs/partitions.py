@@ -1,0 +1,14 @@
+"""The partitions sets of the project, defined once and imported by assets, jobs and schedules."""
+
+import os
+
+import dagster as dg
+
+# A fixed default keeps partition keys stable across machines; users with older HA history
+# set HA_PIPELINE_PARTITIONS_START (YYYY-MM-DD) to backfill further back.
+PARTITIONS_START = os.environ.get("HA_PIPELINE_PARTITIONS_START", "2025-01-01")
+
+hourly_partitions = dg.HourlyPartitionsDefinition(
+    start_date=f"{PARTITIONS_START}-00:00", timezone="UTC"
+)
+daily_partitions = dg.DailyPartitionsDefinition(start_date=PARTITIONS_START, timezone="UTC")

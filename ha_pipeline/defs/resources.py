@@ -1,0 +1,112 @@
+"""Dagster resources: Home Assistant, the SQL metadata store and InfluxDB.
+
+Thin wrappers: each turns configuration into an object of the plain layer below, which
+holds all of the logic. Secrets come from `dg.EnvVar`, so they never reach run config or the UI.
+"""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from ha_pipeline.homeassistant.client import HomeAssistantClient
+from ha_pipeline.metadata.store import MetadataStore
+from ha_pipeline.timeseries.backend import TimeseriesBackend, make_backend
+from ha_pipeline.timeseries.buckets import BucketSpec, default_bucket_specs
+
+
+class HomeAssistantResource(dg.ConfigurableResource):
+    """A Home Assistant instance reached over its WebSocket API."""
+
+    url: str
+    token: str
+    connect_timeout: float = 10.0
+    command_timeout: float = 60.0
+    retry_budget_seconds: float = 30.0
+
+    def client(self, **timeouts: float) -> HomeAssistantClient:
+        """A sync client (use as a context manager); `timeouts` override the configured ones."""
+        settings = {
+            "connect_timeout": self.connect_timeout,
+            "command_timeout": self.command_timeout,
+            "retry_budget_seconds": self.retry_budget_seconds,
+            **timeouts,
+        }
+        return HomeAssistantClient(self.url, self.token, **settings)
+
+
+def default_db_url() -> str:
+    """`HA_PIPELINE_DB_URL`, else a SQLite file in `HA_PIPELINE_DATA_DIR` (default `.data`)."""
+    if url := os.environ.get("HA_PIPELINE_DB_URL"):
+        return url
+    data_dir = Path(os.environ.get("HA_PIPELINE_DATA_DIR", ".data")).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{data_dir / 'ha_metadata.db'}"
+
+
+class MetadataStoreResource(dg.ConfigurableResource):
+    """The SQL inventory. `db_url` unset means `default_db_url()`, resolved at run time so a
+    PostgreSQL password in `HA_PIPELINE_DB_URL` never shows in run config."""
+
+    db_url: str | None = None
+
+    _store: MetadataStore | None = PrivateAttr(default=None)
+
+    def store(self) -> MetadataStore:
+        """The store, migrated to the latest schema (once per resource instance)."""
+        if self._store is None:
+            store = MetadataStore(self.db_url or default_db_url())
+            store.upgrade()
+            self._store = store
+        return self._store
+
+
+class InfluxDBResource(dg.ConfigurableResource):
+    """InfluxDB 1.x or 2.x, chosen by `api_version` (env `INFLUXDB_API_VERSION`)."""
+
+    url: str = "http://127.0.0.1:8086"
+    api_version: str = "2"
+    token: str | None = None
+    org: str | None = None
+    username: str | None = None
+    password: str | None = None
+    timeout_seconds: float = 30.0
+
+    def backend(self) -> TimeseriesBackend:
+        """A backend for the configured server and API version."""
+        return make_backend(
+            {
+                "url": self.url,
+                "api_version": self.api_version,
+                "token": self.token,
+                "org": self.org,
+                "username": self.username,
+                "password": self.password,
+                "timeout_seconds": self.timeout_seconds,
+            }
+        )
+
+    def bucket_specs(self) -> dict[str, BucketSpec]:
+        """Bucket names and retentions from `INFLUXDB_BUCKET_*` / `*_RETENTION_DAYS`."""
+        return default_bucket_specs(os.environ)
+
+
+def _optional_env(name: str) -> dg.EnvVar | None:
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def default_resources() -> dict[str, dg.ConfigurableResource]:
+    """The resources of the code location, configured from the environment."""
+    return {
+        "ha": HomeAssistantResource(url=dg.EnvVar("HA_URL"), token=dg.EnvVar("HA_TOKEN")),
+        "metadata_store": MetadataStoreResource(),
+        "influxdb": InfluxDBResource(
+            url=os.environ.get("INFLUXDB_URL", "http://127.0.0.1:8086"),
+            api_version=os.environ.get("INFLUXDB_API_VERSION", "2"),
+            token=_optional_env("INFLUXDB_TOKEN"),
+            org=os.environ.get("INFLUXDB_ORG"),
+            username=os.environ.get("INFLUXDB_USERNAME"),
+            password=_optional_env("INFLUXDB_PASSWORD"),
+        ),
+    }

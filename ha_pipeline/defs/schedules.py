@@ -1,0 +1,41 @@
+"""Schedules, one per periodic job. `HA_PIPELINE_AUTOMATION=off` starts them (and the sensor) stopped."""
+
+import os
+
+import dagster as dg
+
+from ha_pipeline.defs.jobs import daily_rollup_job, discovery_job, events_job
+
+
+def automation_status() -> dg.DefaultScheduleStatus:
+    """RUNNING unless the environment sets `HA_PIPELINE_AUTOMATION=off`."""
+    if os.environ.get("HA_PIPELINE_AUTOMATION", "on").strip().lower() in {"off", "0", "false", "no"}:
+        return dg.DefaultScheduleStatus.STOPPED
+    return dg.DefaultScheduleStatus.RUNNING
+
+
+# A few minutes past the hour, for the hour just completed (HA commits its recorder every 1 s,
+# the slack covers clock skew between the two machines).
+events_schedule = dg.build_schedule_from_partitioned_job(
+    events_job,
+    name="events_schedule",
+    minute_of_hour=5,
+    default_status=automation_status(),
+)
+
+daily_rollup_schedule = dg.build_schedule_from_partitioned_job(
+    daily_rollup_job,
+    name="daily_rollup_schedule",
+    hour_of_day=0,
+    minute_of_hour=30,
+    default_status=automation_status(),
+)
+
+# The sensor reacts to changes; this daily run keeps the inventory fresh when nothing changed.
+discovery_schedule = dg.ScheduleDefinition(
+    name="discovery_schedule",
+    job=discovery_job,
+    cron_schedule="15 3 * * *",
+    execution_timezone="UTC",
+    default_status=automation_status(),
+)
