@@ -150,6 +150,7 @@ def build_report(
         "generated_at": generated_at.isoformat(),
         "buckets": buckets,
         "influxdb_bytes": influx_bytes,
+        "sql_bytes": sql_bytes,
         "sql": {"bytes": sql_bytes, "rows": {k: int(v) for k, v in sorted(sql_rows.items())}},
         "total_bytes": total_bytes,
         "growth_bytes_per_day": total_growth,
