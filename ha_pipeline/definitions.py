@@ -22,6 +22,9 @@ pipeline_defs = dg.Definitions(
         checks.entities_with_removed_device,
         checks.events_match_ha_rows,
         checks.hourly_counts_match_events,
+        checks.hourly_summaries_finite,
+        checks.daily_summaries_finite,
+        checks.daily_mean_matches_hourly,
     ],
     jobs=[jobs.discovery_job, jobs.events_job, jobs.daily_rollup_job],
     schedules=[

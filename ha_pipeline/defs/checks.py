@@ -1,7 +1,5 @@
 """Asset checks: the inventory's integrity, and that history and summaries add up."""
 
-import math
-
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -149,5 +147,87 @@ def hourly_counts_match_events(
         metadata={
             "sum_of_hourly_counts": dg.MetadataValue.int(total),
             "raw_points": dg.MetadataValue.int(raw),
+        },
+    )
+
+
+SUMMARY_VALUES = ["mean", "min", "max", "last", "sum_increase"]
+
+
+def _summaries_finite(context, asset: str, bucket_key: str, influxdb: InfluxDBResource) -> dg.AssetCheckResult:
+    found = _window(context, ["influxdb", asset])
+    if found is None:
+        return _no_materialization(f"influxdb/{asset}")
+    _, start, end = found
+    spec = influxdb.bucket_specs()[bucket_key]
+    frame = influxdb.backend().read(spec.name, spec.measurement, start, end)
+    values = frame.reindex(columns=SUMMARY_VALUES).apply(pd.to_numeric, errors="coerce")
+    infinite = int(np.isinf(values.to_numpy(dtype="float64")).sum())
+    covered = pd.to_numeric(frame.get("covered_seconds", pd.Series(dtype=float)), errors="coerce")
+    missing_mean = int(((covered.fillna(0) > 0).to_numpy() & values["mean"].isna().to_numpy()).sum())
+    return dg.AssetCheckResult(
+        passed=infinite == 0 and missing_mean == 0,
+        metadata={
+            "rows": dg.MetadataValue.int(len(frame)),
+            "infinite_values": dg.MetadataValue.int(infinite),
+            "covered_rows_without_mean": dg.MetadataValue.int(missing_mean),
+        },
+    )
+
+
+@dg.asset_check(asset=["influxdb", "hourly_summaries"])
+def hourly_summaries_finite(
+    context: dg.AssetCheckExecutionContext, influxdb: InfluxDBResource
+) -> dg.AssetCheckResult:
+    """No inf in the stored hourly values, and every entity-hour that covered time has a mean
+    (a NaN mean would silently not be written)."""
+    return _summaries_finite(context, "hourly_summaries", "events_hourly", influxdb)
+
+
+@dg.asset_check(asset=["influxdb", "daily_summaries"])
+def daily_summaries_finite(
+    context: dg.AssetCheckExecutionContext, influxdb: InfluxDBResource
+) -> dg.AssetCheckResult:
+    """No inf in the stored daily values, and every entity-day that covered time has a mean."""
+    return _summaries_finite(context, "daily_summaries", "events_daily", influxdb)
+
+
+@dg.asset_check(asset=["influxdb", "daily_summaries"])
+def daily_mean_matches_hourly(
+    context: dg.AssetCheckExecutionContext, influxdb: InfluxDBResource
+) -> dg.AssetCheckResult:
+    """Each stored daily mean equals the stored hourly means of that day weighted by their
+    covered seconds (relative tolerance 1e-6): catches days rolled up from stale hours."""
+    found = _window(context, ["influxdb", "daily_summaries"])
+    if found is None:
+        return _no_materialization("influxdb/daily_summaries")
+    _, start, end = found
+    specs = influxdb.bucket_specs()
+    backend = influxdb.backend()
+    hourly = backend.read(specs["events_hourly"].name, specs["events_hourly"].measurement, start, end)
+    daily = backend.read(specs["events_daily"].name, specs["events_daily"].measurement, start, end)
+    if daily.empty or "mean" not in daily.columns:
+        return dg.AssetCheckResult(passed=hourly.empty, metadata={"daily_rows": dg.MetadataValue.int(0)})
+    hourly = hourly.dropna(subset=["mean"]).assign(
+        day=lambda f: pd.to_datetime(f["time"], utc=True).dt.floor("D"),
+        weighted=lambda f: f["mean"] * f["covered_seconds"],
+    )
+    grouped = hourly.groupby(["entity_id", "day"])
+    expected = (grouped["weighted"].sum() / grouped["covered_seconds"].sum()).rename("expected")
+    daily = daily.dropna(subset=["mean"]).assign(day=lambda f: pd.to_datetime(f["time"], utc=True).dt.floor("D"))
+    joined = daily.join(expected, on=["entity_id", "day"])
+    tolerance = 1e-6 * np.maximum(joined["expected"].abs(), 1.0)
+    bad = joined[~((joined["mean"] - joined["expected"]).abs() <= tolerance)]
+    return dg.AssetCheckResult(
+        passed=bad.empty,
+        metadata={
+            "entity_days": dg.MetadataValue.int(len(joined)),
+            "inconsistent": dg.MetadataValue.int(len(bad)),
+            "examples": dg.MetadataValue.json(
+                [
+                    {"entity_id": str(r.entity_id), "daily": float(r.mean), "hourly_weighted": float(r.expected)}
+                    for r in bad.head(5).itertuples()
+                ]
+            ),
         },
     )

@@ -84,15 +84,6 @@ def test_definitions_load_with_the_shared_resources():
     assert {"retention_schedule", "storage_report_schedule"} <= set(schedules)
 
 
-@pytest.mark.parametrize(("value", "expected"), [(None, "RUNNING"), ("on", "RUNNING"), ("off", "STOPPED"), ("OFF", "STOPPED")])
-def test_automation_switch(monkeypatch, value, expected):
-    if value is None:
-        monkeypatch.delenv("HA_PIPELINE_AUTOMATION", raising=False)
-    else:
-        monkeypatch.setenv("HA_PIPELINE_AUTOMATION", value)
-    assert operations.automation_status().name == expected
-
-
 def test_latest_expected_hour_allows_the_grace_period():
     at = datetime(2026, 3, 1, 10, 20, tzinfo=timezone.utc)
     assert operations.latest_expected_hour(at) == "2026-03-01-08:00"  # 09:00-10:00 is not due until 10:30

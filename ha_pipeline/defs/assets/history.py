@@ -16,8 +16,15 @@ from ha_pipeline.defs.resources import (
     MetadataStoreResource,
 )
 from ha_pipeline.timeseries.backend import RetentionRejectedError
-from ha_pipeline.timeseries.events import history_to_events
-from ha_pipeline.timeseries.rollups import daily_from_hourly, hourly_summaries
+from ha_pipeline.timeseries.events import empty_events, history_to_events, parse_numbers
+from ha_pipeline.timeseries.rollups import FIELD_COLUMNS as SUMMARY_FIELDS
+from ha_pipeline.timeseries.rollups import TAG_COLUMNS as SUMMARY_TAGS
+from ha_pipeline.timeseries.rollups import (
+    StartState,
+    daily_from_hourly,
+    hourly_summaries,
+    start_states_from_events,
+)
 
 EVENT_TAGS = ["entity_id", "domain", "device_class", "area", "device_name", "integration"]
 EVENT_FIELDS = [
@@ -26,6 +33,8 @@ EVENT_FIELDS = [
     "previous_state",
     "duration_seconds",
     "unit_of_measurement",
+    # Not in DESIGN.md's schema: kept so rollups can see `total` meters' new cycles.
+    "last_reset",
 ]
 
 HISTORY_RETRY = dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL)
@@ -221,9 +230,27 @@ def events(
     )
 
 
-def _last_before(frame: pd.DataFrame, moment: datetime) -> pd.DataFrame:
-    earlier = frame[frame["time"] < moment]
-    return earlier.sort_values("time").groupby("entity_id", sort=False).tail(1)
+def start_states(before: pd.DataFrame, in_window: pd.DataFrame) -> dict[str, StartState]:
+    """The state in force at a window start per entity: the last stored event before it, else
+    the first event's `previous_state` (for states older than the lookback)."""
+    states = start_states_from_events(in_window)
+    if before.empty:
+        return states
+    before = before.sort_values("time", kind="stable")
+    numbers = before.assign(number=parse_numbers(before["state_value"])).groupby("entity_id")["number"].last()
+    if "last_reset" in before.columns:
+        resets = before.groupby("entity_id")["last_reset"].last()
+    else:
+        resets = pd.Series(dtype=object)
+    last = before.groupby("entity_id", sort=False)["state_value"].last()
+    for entity_id, state in last.items():
+        number, reset = numbers.get(entity_id), resets.get(entity_id)
+        states[entity_id] = {
+            "state": state,
+            "last_numeric": None if pd.isna(number) else float(number),
+            "last_reset": None if pd.isna(reset) else reset,
+        }
+    return states
 
 
 def _preview(frame: pd.DataFrame) -> str:
@@ -236,8 +263,8 @@ def _write_summaries(backend, spec, frame: pd.DataFrame, start: datetime, end: d
     backend.delete(spec.name, spec.measurement, start, end)
     if frame.empty:
         return 0
-    tags = [c for c in EVENT_TAGS if c in frame.columns]
-    fields = [c for c in frame.columns if c not in tags and c != "time"]
+    tags = [c for c in SUMMARY_TAGS if c in frame.columns]
+    fields = [c for c in SUMMARY_FIELDS if c in frame.columns]
     return backend.write(spec.name, frame, spec.measurement, tags, fields)
 
 
@@ -270,13 +297,17 @@ def hourly_summaries_asset(
     entity_meta = {tag["entity_id"]: tag for tag in metadata_store.store().entity_tags()}
     lookback = timedelta(hours=config.start_state_lookback_hours)
     rows = backend.read(raw.name, raw.measurement, window.start - lookback, window.end)
+    if rows.empty:
+        rows = empty_events()
 
     written = 0
     summaries = []
     for start, end in hours(window):
         in_hour = rows[(rows["time"] >= start) & (rows["time"] < end)]
-        hour_rows = pd.concat([_last_before(rows, start), in_hour], ignore_index=True)
-        frame = hourly_summaries(hour_rows, start, end, entity_meta)
+        before = rows[(rows["time"] >= start - lookback) & (rows["time"] < start)]
+        frame = hourly_summaries(
+            in_hour, start, end, start_states=start_states(before, in_hour), entity_meta=entity_meta
+        )
         written += _write_summaries(backend, spec, frame, start, end)
         summaries.append(frame)
     everything = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame()

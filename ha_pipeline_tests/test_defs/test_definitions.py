@@ -1,0 +1,126 @@
+"""The code location loads, validates and exposes DESIGN.md's stable names."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from ha_pipeline.definitions import defs
+
+REPO = Path(__file__).resolve().parents[2]
+
+PIPELINE_ASSETS = {
+    "sqlite/areas",
+    "sqlite/devices",
+    "sqlite/entities",
+    "sqlite/config_entries",
+    "sqlite/registry_changes",
+    "influxdb/device_snapshots",
+    "influxdb/entity_snapshots",
+    "influxdb/events",
+    "influxdb/hourly_summaries",
+    "influxdb/daily_summaries",
+}
+INFLUX_WRITERS = {key for key in PIPELINE_ASSETS if key.startswith("influxdb/")}
+
+
+@pytest.fixture(scope="module")
+def repo():
+    return defs.get_repository_def()
+
+
+@pytest.fixture(scope="module")
+def asset_graph(repo):
+    return repo.asset_graph
+
+
+def _specs(asset_graph) -> dict[str, dg.AssetSpec]:
+    specs = {}
+    for assets_def in asset_graph.assets_defs:
+        for spec in assets_def.specs:
+            specs[spec.key.to_user_string()] = (spec, assets_def)
+    return specs
+
+
+def test_stable_asset_keys_exist(asset_graph):
+    keys = {key.to_user_string() for key in asset_graph.get_all_asset_keys()}
+    assert PIPELINE_ASSETS <= keys
+    assert {"homeassistant/area_registry", "homeassistant/history"} <= keys
+
+
+def test_lineage_starts_at_home_assistant(asset_graph):
+    parents = asset_graph.get(dg.AssetKey(["sqlite", "devices"])).parent_keys
+    assert dg.AssetKey(["homeassistant", "device_registry"]) in parents
+    events_parents = asset_graph.get(dg.AssetKey(["influxdb", "events"])).parent_keys
+    assert dg.AssetKey(["homeassistant", "history"]) in events_parents
+    assert dg.AssetKey(["sqlite", "entities"]) in events_parents
+    daily_parents = asset_graph.get(dg.AssetKey(["influxdb", "daily_summaries"])).parent_keys
+    assert daily_parents == {dg.AssetKey(["influxdb", "hourly_summaries"])}
+
+
+def test_every_pipeline_asset_is_documented_grouped_and_kinded(asset_graph):
+    specs = _specs(asset_graph)
+    for key in PIPELINE_ASSETS:
+        spec, _ = specs[key]
+        assert spec.description and len(spec.description) > 40, key
+        assert spec.group_name not in (None, "default"), key
+        assert spec.kinds, key
+
+
+def test_writers_carry_pools_and_retries(asset_graph):
+    specs = _specs(asset_graph)
+    for key in PIPELINE_ASSETS:
+        _, assets_def = specs[key]
+        node = assets_def.node_def
+        expected_pool = "influxdb" if key in INFLUX_WRITERS else "sqlite"
+        assert node.pool == expected_pool, key
+        assert node.retry_policy is not None, key
+
+
+def test_partitioned_history_backfills_in_day_sized_runs(asset_graph):
+    specs = _specs(asset_graph)
+    for key in ("influxdb/events", "influxdb/hourly_summaries"):
+        _, assets_def = specs[key]
+        assert isinstance(assets_def.partitions_def, dg.HourlyPartitionsDefinition)
+        assert assets_def.backfill_policy.max_partitions_per_run == 24
+    _, daily = specs["influxdb/daily_summaries"]
+    assert isinstance(daily.partitions_def, dg.DailyPartitionsDefinition)
+
+
+@pytest.mark.parametrize(
+    ("key", "hours"),
+    [("sqlite/devices", 24), ("influxdb/events", 2), ("influxdb/hourly_summaries", 2), ("influxdb/daily_summaries", 26)],
+)
+def test_freshness_policies(asset_graph, key, hours):
+    spec, _ = _specs(asset_graph)[key]
+    assert spec.freshness_policy.fail_window.to_timedelta().total_seconds() == hours * 3600
+
+
+def test_jobs_sensor_and_schedules(repo):
+    assert {"discovery_job", "events_job", "daily_rollup_job"} <= {j.name for j in repo.get_all_jobs()}
+    assert repo.get_sensor_def("registry_change_sensor").job_name == "discovery_job"
+    assert repo.get_sensor_def("registry_change_sensor").minimum_interval_seconds >= 60
+    schedules = {s.name: s for s in repo.schedule_defs}
+    assert schedules["events_schedule"].job_name == "events_job"
+    assert schedules["daily_rollup_schedule"].job_name == "daily_rollup_job"
+    assert schedules["discovery_schedule"].job_name == "discovery_job"
+
+
+def test_secrets_are_env_vars_not_config():
+    ha = defs.resources["ha"]
+    assert isinstance(ha.token, dg.EnvVar) or "HA_TOKEN" in repr(ha.token)
+
+
+def test_dagster_definitions_validate():
+    env = {"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", "HOME": str(REPO)}
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
