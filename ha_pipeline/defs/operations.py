@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from ha_pipeline.defs.partitions import hourly_partitions
 from ha_pipeline.defs.resources import InfluxDBResource, MetadataStoreResource
+from ha_pipeline.defs.schedules import automation_status
 from ha_pipeline.timeseries import storage_report as sr
 
 EVENTS_KEY = dg.AssetKey(["influxdb", "events"])
@@ -38,12 +39,6 @@ EVENTS_BUCKET = "events"
 
 def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name) or default)
-
-
-def automation_status() -> dg.DefaultScheduleStatus:
-    """RUNNING unless `HA_PIPELINE_AUTOMATION=off` (for a UI you only want to look at)."""
-    off = os.environ.get("HA_PIPELINE_AUTOMATION", "on").strip().lower() in {"off", "0", "false", "no"}
-    return dg.DefaultScheduleStatus.STOPPED if off else dg.DefaultScheduleStatus.RUNNING
 
 
 def _md_table(header: list[str], rows: list[list[Any]]) -> str:
@@ -123,7 +118,7 @@ def retention_job() -> None:
 retention_schedule = dg.ScheduleDefinition(
     name="retention_schedule",
     job=retention_job,
-    cron_schedule="15 3 * * *",
+    cron_schedule="30 3 * * *",
     execution_timezone="UTC",
     default_status=automation_status(),
 )

@@ -1,0 +1,283 @@
+"""End to end through the web UI: dagster-webserver + dagster-daemon against the project.
+
+Real InfluxDB 1.x and the simulated HA; everything on 127.0.0.1, ports picked here, a temp
+DAGSTER_HOME with the project's dagster.yaml. Asserts through GraphQL, then screenshots the
+asset graph with headless Chromium into docs/asset-graph.png.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+from ha_pipeline.defs.operations import latest_expected_hour
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT = ROOT / "docs" / "asset-graph.png"
+LOCATION = "ha_pipeline"
+
+ASSET_KEYS = {
+    "sqlite/areas", "sqlite/devices", "sqlite/entities", "sqlite/config_entries", "sqlite/registry_changes",
+    "influxdb/device_snapshots", "influxdb/entity_snapshots",
+    "influxdb/events", "influxdb/hourly_summaries", "influxdb/daily_summaries",
+    "reports/storage_report",
+}
+JOBS = {"discovery_job", "events_job", "daily_rollup_job", "retention_job", "storage_report_job"}
+
+pytestmark = [pytest.mark.real_influx, pytest.mark.timeout(900)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop a server we started and the children it spawned (its own process group)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+@dataclass
+class UI:
+    url: str
+    env: dict[str, str]
+    home: Path
+
+    def gql(self, query: str, variables: dict | None = None) -> dict:
+        response = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60)
+        response.raise_for_status()
+        body = response.json()
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+
+@pytest.fixture(scope="module")
+def ui(influxdb_server, simulator, tmp_path_factory) -> Iterator[UI]:
+    home = tmp_path_factory.mktemp("dagster_home")
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    data = tmp_path_factory.mktemp("data")
+    suffix = uuid.uuid4().hex[:6]
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "HA_URL": simulator.url,
+        "HA_TOKEN": simulator.token,
+        "INFLUXDB_URL": influxdb_server.url,
+        "INFLUXDB_API_VERSION": "1",
+        "HA_PIPELINE_DATA_DIR": str(data),
+        "HA_PIPELINE_DB_URL": f"sqlite:///{data / 'ha_metadata.db'}",
+        "HA_PIPELINE_PARTITIONS_START": (datetime.now(timezone.utc) - timedelta(days=2)).strftime("%Y-%m-%d"),
+        # The test launches runs itself; automation stays off so schedules do not race it.
+        "HA_PIPELINE_AUTOMATION": "off",
+        **{f"INFLUXDB_BUCKET_{b.upper()}": f"ui{suffix}_{b}"
+           for b in ("events", "events_hourly", "events_daily", "devices", "entities")},
+    }
+    port = free_port()
+    bin_dir = Path(sys.executable).parent
+    log_dir = tmp_path_factory.mktemp("ui_logs")
+    procs = []
+    try:
+        for name, cmd in [
+            ("webserver", [str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"]),
+            ("daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"]),
+        ]:
+            log = open(log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+            procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                          start_new_session=True))
+        ui = UI(url=f"http://127.0.0.1:{port}", env=env, home=home)
+        wait_for_location(ui, procs, log_dir)
+        yield ui
+    finally:
+        for proc in procs:
+            stop(proc)
+
+
+def wait_for_location(ui: UI, procs: list[subprocess.Popen], log_dir: Path, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    query = """{ workspaceOrError { ... on Workspace { locationEntries { name
+        locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
+    while time.monotonic() < deadline:
+        for proc in procs:
+            if proc.poll() is not None:
+                logs = "\n".join(p.read_text(errors="replace")[-3000:] for p in log_dir.glob("*.log"))
+                pytest.fail(f"a Dagster process exited with {proc.returncode}:\n{logs}")
+        try:
+            entries = ui.gql(query)["workspaceOrError"]["locationEntries"]
+        except requests.RequestException:
+            time.sleep(1)
+            continue
+        status = {e["name"]: e["locationOrLoadError"] for e in entries}
+        loaded = status.get(LOCATION)
+        if loaded and loaded["__typename"] == "RepositoryLocation":
+            return
+        if loaded and loaded["__typename"] == "PythonError":
+            pytest.fail(f"code location failed to load: {loaded['message']}")
+        time.sleep(1)
+    pytest.fail("the webserver did not load the code location in time")
+
+
+def asset_graph(ui: UI) -> dict[str, dict]:
+    data = ui.gql("""{ assetNodes { assetKey { path } dependencyKeys { path } kinds groupName
+        internalFreshnessPolicy { __typename ... on TimeWindowFreshnessPolicy { failWindowSeconds } }
+        freshnessStatusInfo { freshnessStatus } } }""")
+    return {"/".join(n["assetKey"]["path"]): n for n in data["assetNodes"]}
+
+
+def ancestors(graph: dict[str, dict], key: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [key]
+    while todo:
+        for dep in graph[todo.pop()]["dependencyKeys"]:
+            name = "/".join(dep["path"])
+            if name not in seen and name in graph:
+                seen.add(name)
+                todo.append(name)
+    return seen
+
+
+def test_asset_graph_and_lineage(ui):
+    graph = asset_graph(ui)
+    assert ASSET_KEYS <= set(graph), ASSET_KEYS - set(graph)
+
+    def deps(key: str) -> set[str]:
+        return {"/".join(d["path"]) for d in graph[key]["dependencyKeys"]}
+
+    # HA -> sqlite: the inventory comes from Home Assistant (an HA-kind node upstream, or the asset itself)
+    ha_nodes = {k for k, n in graph.items() if "homeassistant" in (n["kinds"] or [])}
+    assert ha_nodes & (ancestors(graph, "sqlite/entities") | {"sqlite/entities"})
+    # sqlite -> influxdb: events are enriched with tags from the inventory
+    assert any(k.startswith("sqlite/") for k in ancestors(graph, "influxdb/events"))
+    assert any(k.startswith("sqlite/") for k in ancestors(graph, "influxdb/device_snapshots"))
+    # influxdb -> summaries -> report
+    assert "influxdb/events" in deps("influxdb/hourly_summaries")
+    assert "influxdb/hourly_summaries" in deps("influxdb/daily_summaries")
+    assert "influxdb/daily_summaries" in deps("reports/storage_report")
+    report_policy = graph["reports/storage_report"]["internalFreshnessPolicy"]
+    assert report_policy["failWindowSeconds"] == 26 * 3600
+
+
+def test_jobs_schedules_and_sensor_exist(ui):
+    data = ui.gql("""{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name }
+        jobs { name } schedules { name scheduleState { status } } sensors { name sensorState { status } } } } } }""")
+    [repo] = [r for r in data["repositoriesOrError"]["nodes"] if r["location"]["name"] == LOCATION]
+    assert JOBS <= {j["name"] for j in repo["jobs"]}
+    schedules = {s["name"]: s["scheduleState"]["status"] for s in repo["schedules"]}
+    assert {"events_schedule", "daily_rollup_schedule", "retention_schedule", "storage_report_schedule"} <= set(schedules)
+    sensors = {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]}
+    assert "registry_change_sensor" in sensors
+    # HA_PIPELINE_AUTOMATION=off in this environment: everything starts stopped
+    assert set(schedules.values()) | set(sensors.values()) == {"STOPPED"}
+
+
+LAUNCH = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
+    ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } } ... on InvalidSubsetError { message } } }"""
+
+
+def launch_and_wait(ui: UI, job: str, partition: str | None = None, timeout: float = 420) -> str:
+    tags = [{"key": "dagster/partition", "value": partition}] if partition else []
+    params = {
+        "selector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__", "jobName": job},
+        "runConfigData": {},
+        "executionMetadata": {"tags": tags},
+    }
+    result = ui.gql(LAUNCH, {"p": params})["launchRun"]
+    assert result["__typename"] == "LaunchRunSuccess", result
+    run_id = result["run"]["runId"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = ui.gql("query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }", {"id": run_id})["runOrError"]
+        if run["status"] in {"SUCCESS", "FAILURE", "CANCELED"}:
+            if run["status"] != "SUCCESS":
+                logs = ui.gql("""query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events {
+                    __typename ... on MessageEvent { message } } } } }""", {"id": run_id})
+                messages = [e.get("message") for e in logs["logsForRun"]["events"] if e.get("message")]
+                pytest.fail(f"{job} {partition or ''} ended {run['status']}:\n" + "\n".join(messages[-15:]))
+            return run_id
+        time.sleep(2)
+    pytest.fail(f"{job} {partition or ''} did not finish within {timeout} s")
+
+
+def check_executions(ui: UI) -> dict[tuple[str, str], str | None]:
+    data = ui.gql("""{ assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks { checks { name
+        executionForLatestMaterialization { status } } } } } }""")
+    out = {}
+    for node in data["assetNodes"]:
+        for check in (node["assetChecksOrError"] or {}).get("checks", []):
+            execution = check["executionForLatestMaterialization"]
+            out[("/".join(node["assetKey"]["path"]), check["name"])] = execution and execution["status"]
+    return out
+
+
+def test_runs_checks_and_freshness(ui):
+    launch_and_wait(ui, "discovery_job")
+    hour = latest_expected_hour(datetime.now(timezone.utc))
+    launch_and_wait(ui, "events_job", hour)
+    launch_and_wait(ui, "storage_report_job")
+
+    checks = check_executions(ui)
+    assert checks[("influxdb/events", "latest_hour_loaded")] == "SUCCEEDED"
+    ran = {k: v for k, v in checks.items() if v is not None}
+    assert any(k[0].startswith("sqlite/") for k in ran), checks  # discovery's own checks ran
+    assert "EXECUTION_FAILED" not in ran.values(), ran  # no check crashed
+
+    # The freshness daemon evaluates policies in the background: wait for its verdict.
+    deadline = time.monotonic() + 120
+    status = None
+    while time.monotonic() < deadline:
+        status = asset_graph(ui)["reports/storage_report"]["freshnessStatusInfo"]
+        if status and status["freshnessStatus"] == "HEALTHY":
+            break
+        time.sleep(3)
+    assert status and status["freshnessStatus"] == "HEALTHY", status
+
+
+def test_screenshot_of_the_asset_graph(ui, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian chromium is not installed (make system-deps)")
+    out = tmp_path / "asset-graph.png"
+    cmd = [
+        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=20000", "--window-size=1600,1000", f"--screenshot={out}",
+        f"{ui.url}/asset-groups",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        proc.communicate(timeout=120)
+    finally:
+        stop(proc)
+    assert out.exists(), "chromium wrote no screenshot"
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(out)
+    assert pixels.shape[:2] == (1000, 1600)
+    colours = np.unique((pixels[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)
+    # A blank or error page has a handful of colours; the graph with labels and icons has hundreds.
+    assert len(colours) > 200, len(colours)
+    assert out.stat().st_size > 40_000
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    shutil.copy(out, SCREENSHOT)
