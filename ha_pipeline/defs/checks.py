@@ -36,14 +36,14 @@ def inventory_integrity(context: dg.AssetCheckExecutionContext, metadata_store: 
     store = metadata_store.store()
     duplicates = store.duplicate_ids()
     for table in INVENTORY_TABLES:
-        dupes = list(duplicates.get(table, []))
+        dupes = [d for d in duplicates if d["table"] == table]
         yield dg.AssetCheckResult(
             asset_key=["sqlite", table],
             check_name="no_duplicate_ids",
             passed=not dupes,
             metadata={
                 "duplicates": dg.MetadataValue.int(len(dupes)),
-                "examples": dg.MetadataValue.text(", ".join(map(str, dupes[:10])) or "none"),
+                "examples": dg.MetadataValue.json(dupes[:10]),
             },
         )
     counts = store.counts()
@@ -76,7 +76,10 @@ def inventory_integrity(context: dg.AssetCheckExecutionContext, metadata_store: 
 def entities_with_removed_device(metadata_store: MetadataStoreResource) -> dg.AssetCheckResult:
     """Warns about current entities whose device HA has removed (usually left-overs of an
     integration that was deleted; HA cleans them up on its own restart)."""
-    orphans = list(metadata_store.store().entities_with_removed_device())
+    orphans = [
+        {"entity_id": row["entity_id"], "device_id": row["device_id"]}
+        for row in metadata_store.store().entities_with_removed_device()
+    ]
     return dg.AssetCheckResult(
         passed=not orphans,
         severity=dg.AssetCheckSeverity.WARN,

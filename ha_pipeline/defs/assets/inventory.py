@@ -65,32 +65,39 @@ inventory_specs = [
 PREVIEW_ROWS = 20
 
 
+def _short(values: dict | None) -> str:
+    if not values:
+        return ""
+    text = ", ".join(f"{key}={value}" for key, value in values.items())
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
 def _changes_markdown(changes: list[dict]) -> str:
     if not changes:
         return "No changes: the stored inventory already matched Home Assistant."
-    lines = ["| table | record | change | old | new |", "|---|---|---|---|---|"]
+    lines = ["| table | id | change | old | new |", "|---|---|---|---|---|"]
     for change in changes[:PREVIEW_ROWS]:
         cells = [
-            change.get("table_name", change.get("table", "")),
-            change.get("record_id", ""),
-            change.get("change_type", change.get("change", "")),
-            change.get("old_value", ""),
-            change.get("new_value", ""),
+            change["table_name"],
+            change["object_id"],
+            change["change_type"],
+            _short(change.get("old_values")),
+            _short(change.get("new_values")),
         ]
-        lines.append("| " + " | ".join(str(c).replace("|", "\\|")[:80] for c in cells) + " |")
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     if len(changes) > PREVIEW_ROWS:
         lines.append(f"\n… and {len(changes) - PREVIEW_ROWS} more.")
     return "\n".join(lines)
 
 
-def _rejects_sentence(rejects: list) -> str:
+def _rejects_sentence(rejects: list[dict]) -> str:
     if not rejects:
         return "Every registry record Home Assistant sent was valid and stored."
-    kinds = Counter(reject.kind for reject in rejects)
+    kinds = Counter(reject["kind"] for reject in rejects)
     per_kind = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
     return (
         f"Skipped {len(rejects)} invalid registry record(s) ({per_kind}); "
-        "the valid rest was stored. See `rejects_by_reason`."
+        "the valid rest was stored. See `rejects_by_reason` for why."
     )
 
 
@@ -114,31 +121,41 @@ def discovery(
     store = metadata_store.store()
     result = store.sync(snapshot.as_rows(), now=snapshot.fetched_at)
     stored = store.counts()
-    rejects_sentence = _rejects_sentence(snapshot.rejects)
-    if snapshot.rejects:
+    # Records HA sent that failed validation, and records the store could not take.
+    rejects = [
+        {"kind": r.kind, "record_id": r.record_id, "field": r.field, "reason": r.reason}
+        for r in snapshot.rejects
+    ] + list(result.rejects)
+    rejects_sentence = _rejects_sentence(rejects)
+    if rejects:
         context.log.warning(rejects_sentence)
+    context.log.info(result.summary())
 
     for table, _, _ in REGISTRIES:
+        # What the store should hold: HA's valid records less those the store refused.
+        refused = sum(1 for r in result.rejects if r["kind"] == table)
         yield dg.MaterializeResult(
             asset_key=["sqlite", table],
             metadata={
                 "row_count": dg.MetadataValue.int(stored[table]),
-                "ha_count": dg.MetadataValue.int(len(getattr(snapshot, table))),
-                "added": dg.MetadataValue.int(result.added.get(table, 0)),
-                "removed": dg.MetadataValue.int(result.removed.get(table, 0)),
-                "changed": dg.MetadataValue.int(result.changed.get(table, 0)),
-                "revived": dg.MetadataValue.int(result.revived.get(table, 0)),
+                "ha_count": dg.MetadataValue.int(len(getattr(snapshot, table)) - refused),
+                "added": dg.MetadataValue.int(result.added[table]),
+                "removed": dg.MetadataValue.int(result.removed[table]),
+                "changed": dg.MetadataValue.int(result.changed[table]),
+                "revived": dg.MetadataValue.int(result.revived[table]),
                 "fetched_at": dg.MetadataValue.timestamp(snapshot.fetched_at),
             },
         )
-    rejects_by_reason = Counter(f"{r.kind}: {r.reason}" for r in snapshot.rejects)
+    rejects_by_reason = Counter(f"{r['kind']}: {r['reason']}" for r in rejects)
     yield dg.MaterializeResult(
         asset_key=["sqlite", "registry_changes"],
         metadata={
             "changes_written": dg.MetadataValue.int(len(result.changes)),
+            "rows_written": dg.MetadataValue.int(result.rows_written),
             "preview": dg.MetadataValue.md(_changes_markdown(result.changes)),
-            "rejected_records": dg.MetadataValue.int(len(snapshot.rejects)),
+            "rejected_records": dg.MetadataValue.int(len(rejects)),
             "rejects_by_reason": dg.MetadataValue.json(dict(rejects_by_reason)),
             "rejects": dg.MetadataValue.text(rejects_sentence),
+            "warnings": dg.MetadataValue.int(len(result.warnings)),
         },
     )
