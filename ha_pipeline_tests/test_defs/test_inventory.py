@@ -1,0 +1,69 @@
+"""Discovery stores the simulator's registries; the inventory checks gate the result."""
+
+import dagster as dg
+
+from ha_pipeline.defs import checks
+from ha_pipeline.defs.assets import inventory
+
+
+def _discover(simulator_ha, sqlite_store, instance=None):
+    return dg.materialize(
+        [*inventory.ha_registries, inventory.discovery, checks.inventory_integrity, checks.entities_with_removed_device],
+        resources={"ha": simulator_ha, "metadata_store": sqlite_store},
+        instance=instance,
+    )
+
+
+def _metadata(result, key: str) -> dict:
+    [event] = [
+        m for m in result.get_asset_materialization_events() if m.asset_key.to_user_string() == key
+    ]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def test_discovery_stores_the_registries_and_checks_pass(simulator, simulator_ha, sqlite_store):
+    with dg.instance_for_test() as instance:
+        result = _discover(simulator_ha, sqlite_store, instance)
+        assert result.success
+        with simulator_ha.client() as client:
+            snapshot = client.registry_snapshot()
+        store = sqlite_store.store()
+        assert {d["device_id"] for d in store.devices()} == {d.id for d in snapshot.devices}
+        assert {e["entity_id"] for e in store.entities()} == {e.entity_id for e in snapshot.entities}
+        for table in ("areas", "devices", "entities", "config_entries"):
+            metadata = _metadata(result, f"sqlite/{table}")
+            assert metadata["row_count"] == metadata["ha_count"] == len(getattr(snapshot, table)) > 0
+            assert metadata["added"] == metadata["row_count"]
+        changes = _metadata(result, "sqlite/registry_changes")
+        assert changes["changes_written"] > 0
+        assert "| table | id | change |" in changes["preview"]
+        evaluations = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
+        assert evaluations[("sqlite/entities", "foreign_keys_valid")].passed
+        assert evaluations[("sqlite/devices", "row_count_matches_ha")].passed
+        assert evaluations[("sqlite/entities", "no_duplicate_ids")].passed
+
+        again = _discover(simulator_ha, sqlite_store, instance)
+        unchanged = _metadata(again, "sqlite/registry_changes")
+        assert unchanged["changes_written"] == 0
+        assert unchanged["rows_written"] == 0
+        assert _metadata(again, "sqlite/devices")["added"] == 0
+
+
+def test_row_count_check_fails_when_the_store_drifts_from_ha(simulator_ha, sqlite_store):
+    with dg.instance_for_test() as instance:
+        assert _discover(simulator_ha, sqlite_store, instance).success
+        store = sqlite_store.store()
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "UPDATE devices SET removed_at = CURRENT_TIMESTAMP "
+                "WHERE device_id = (SELECT min(device_id) FROM devices)"
+            )
+        result = dg.materialize(
+            [*inventory.ha_registries, inventory.discovery, checks.inventory_integrity],
+            resources={"ha": simulator_ha, "metadata_store": sqlite_store},
+            instance=instance,
+            selection=dg.AssetSelection.checks(checks.inventory_integrity),
+        )
+        evaluations = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
+        assert not evaluations[("sqlite/devices", "row_count_matches_ha")].passed
+        assert evaluations[("sqlite/areas", "row_count_matches_ha")].passed

@@ -1,0 +1,45 @@
+"""registry_change_sensor: RunRequest on change, SkipReason when unchanged or HA is down."""
+
+import socket
+import time
+
+import dagster as dg
+
+from ha_pipeline.defs.resources import HomeAssistantResource
+from ha_pipeline.defs.sensors import registry_change_sensor
+
+
+def _tick(ha: HomeAssistantResource, cursor: str | None):
+    context = dg.build_sensor_context(cursor=cursor, resources={"ha": ha})
+    result = registry_change_sensor.evaluate_tick(context)
+    return result, context.cursor
+
+
+def test_first_tick_runs_then_skips_then_runs_after_a_change(simulator, simulator_ha):
+    first, cursor = _tick(simulator_ha, None)
+    [request] = first.run_requests
+    assert request.run_key == cursor and len(cursor) == 64
+
+    second, same_cursor = _tick(simulator_ha, cursor)
+    assert not second.run_requests
+    assert "unchanged" in second.skip_message
+    assert same_cursor == cursor
+
+    simulator.rename_a_device()
+    third, new_cursor = _tick(simulator_ha, cursor)
+    [request] = third.run_requests
+    assert new_cursor != cursor and request.run_key == new_cursor
+
+
+def test_unreachable_home_assistant_is_a_quick_skip():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ha = HomeAssistantResource(url=f"http://127.0.0.1:{port}", token="not-a-real-token")
+    started = time.monotonic()
+    result, cursor = _tick(ha, "previous")
+    assert time.monotonic() - started < 30
+    assert not result.run_requests
+    assert "could not be asked" in result.skip_message
+    assert "not-a-real-token" not in result.skip_message
+    assert cursor == "previous"
