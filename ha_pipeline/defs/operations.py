@@ -15,7 +15,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import dagster as dg
-import sqlalchemy as sa
 
 from ha_pipeline.defs.partitions import hourly_partitions
 from ha_pipeline.defs.resources import InfluxDBResource, MetadataStoreResource
@@ -127,18 +126,6 @@ retention_schedule = dg.ScheduleDefinition(
 # --- storage report --------------------------------------------------------------------
 
 
-def sql_database_bytes(engine: sa.Engine) -> int | None:
-    """Size of the metadata database on disk (SQLite pages or PostgreSQL's own figure)."""
-    with engine.connect() as conn:
-        if engine.dialect.name == "sqlite":
-            pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
-            page_size = conn.exec_driver_sql("PRAGMA page_size").scalar_one()
-            return int(pages) * int(page_size)
-        if engine.dialect.name == "postgresql":
-            return int(conn.exec_driver_sql("SELECT pg_database_size(current_database())").scalar_one())
-    return None
-
-
 def _budget_bytes() -> int | None:
     gb = os.environ.get("HA_PIPELINE_STORAGE_BUDGET_GB")
     return int(float(gb) * sr.GIB) if gb else None
@@ -185,7 +172,7 @@ def storage_report(
         bucket_stats=bucket_stats,
         points_last_day=points_last_day,
         history=history,
-        sql_bytes=sql_database_bytes(store.engine),
+        sql_bytes=store.size_bytes(),
         sql_rows=store.counts(),
         events_by_entity=events_by_entity,
         window_days=1.0,
