@@ -1,0 +1,52 @@
+"""Home Assistant WebSocket client, payload models and registry snapshots (no Dagster here)."""
+
+from ha_pipeline.homeassistant.client import (
+    AsyncHomeAssistantClient,
+    EventSubscription,
+    HomeAssistantClient,
+    SyncEventSubscription,
+    websocket_url,
+)
+from ha_pipeline.homeassistant.errors import (
+    AuthenticationError,
+    CannotConnectError,
+    CommandError,
+    CommandTimeoutError,
+    ConnectionLostError,
+    HomeAssistantError,
+)
+from ha_pipeline.homeassistant.models import (
+    Area,
+    ConfigEntry,
+    Device,
+    Entity,
+    HAConfig,
+    Reject,
+    State,
+    parse_records,
+)
+from ha_pipeline.homeassistant.registry import RegistrySnapshot, registry_fingerprint
+
+__all__ = [
+    "Area",
+    "AsyncHomeAssistantClient",
+    "AuthenticationError",
+    "CannotConnectError",
+    "CommandError",
+    "CommandTimeoutError",
+    "ConfigEntry",
+    "ConnectionLostError",
+    "Device",
+    "Entity",
+    "EventSubscription",
+    "HAConfig",
+    "HomeAssistantClient",
+    "HomeAssistantError",
+    "Reject",
+    "RegistrySnapshot",
+    "State",
+    "SyncEventSubscription",
+    "parse_records",
+    "registry_fingerprint",
+    "websocket_url",
+]

@@ -1,0 +1,751 @@
+"""Home Assistant WebSocket API client: async core plus a blocking facade.
+
+One connection carries many commands at once: a reader task reads every frame
+(a single message, or a JSON array of them once ``coalesce_messages`` is on) and
+hands each result to the future of the command with the same id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import Future
+from datetime import datetime, timezone
+from itertools import count
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidStatus,
+    InvalidURI,
+)
+
+from ha_pipeline.homeassistant.errors import (
+    AuthenticationError,
+    CannotConnectError,
+    CommandError,
+    CommandTimeoutError,
+    ConnectionLostError,
+    HomeAssistantError,
+)
+from ha_pipeline.homeassistant.models import (
+    Area,
+    ConfigEntry,
+    Device,
+    Entity,
+    HAConfig,
+    HAModel,
+    Reject,
+    State,
+    parse_records,
+)
+from ha_pipeline.homeassistant.registry import RegistrySnapshot
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+M = TypeVar("M", bound=HAModel)
+
+#: Requests sent at once when a helper splits its work into batches; HA answers them
+#: in order on one connection, so more would only queue on its side.
+_BATCHES_IN_FLIGHT = 4
+_GET_ENTRIES_BATCH = 1000
+_MAX_BACKOFF_SECONDS = 8.0
+
+
+def websocket_url(url: str) -> str:
+    """``http(s)://host:port[/path]`` → ``ws(s)://host:port[/path]/api/websocket``; ws URLs pass through."""
+    parts = urlsplit(url.strip())
+    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme.lower())
+    if scheme is None or not parts.netloc:
+        raise ValueError(
+            f"HA_URL must look like http://host:8123 or ws://host:8123/api/websocket (got {url!r})."
+        )
+    path = parts.path.rstrip("/")
+    if not path.endswith("/api/websocket"):
+        path += "/api/websocket"
+    return urlunsplit((scheme, parts.netloc, path, "", ""))
+
+
+def _iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError(f"{moment!r} has no time zone: pass timezone-aware datetimes to Home Assistant.")
+    return moment.astimezone(timezone.utc).isoformat()
+
+
+class _HideAuthFrames(logging.Filter):
+    """websockets logs frames at DEBUG, the auth frame included: keep the token out of logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "access_token" in record.getMessage():
+            record.msg, record.args = "> TEXT {\"type\": \"auth\", \"access_token\": \"***\"}", ()
+        return True
+
+
+_wire_logger = logging.getLogger(f"{__name__}.wire")
+_wire_logger.addFilter(_HideAuthFrames())
+
+
+class _NotHomeAssistant(Exception):
+    """The peer speaks WebSocket but not HA's auth protocol: retrying will not help."""
+
+
+def _batches(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class AsyncHomeAssistantClient:
+    """Async client of HA's WebSocket API; ``async with`` opens an authenticated connection."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        connect_timeout: float = 10,
+        command_timeout: float = 60,
+        retry_budget_seconds: float = 30,
+    ) -> None:
+        self.url = websocket_url(url)
+        self._token = token
+        self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
+        self.retry_budget_seconds = retry_budget_seconds
+        self.ha_version: str | None = None
+        self._ws: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._ids = count(1)
+        self._send_lock = asyncio.Lock()
+        self._pending: dict[int, tuple[asyncio.Future[Any], str]] = {}
+        self._subscriptions: dict[int, asyncio.Queue[Any]] = {}
+        self._lost: str | None = None
+
+    def __repr__(self) -> str:
+        return f"AsyncHomeAssistantClient(url={self.url!r})"
+
+    async def __aenter__(self) -> AsyncHomeAssistantClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- connection -------------------------------------------------------------------
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._token, "***") if self._token else text
+
+    def _reason(self, exc: BaseException) -> str:
+        if isinstance(exc, ConnectionRefusedError):
+            reason = "connection refused"
+        elif isinstance(exc, ConnectionResetError):
+            reason = "connection reset"
+        elif isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+            reason = f"no answer within {self.connect_timeout:g} s"
+        elif isinstance(exc, InvalidStatus):
+            reason = f"HTTP {exc.response.status_code} during the WebSocket handshake"
+        elif isinstance(exc, ConnectionClosed):
+            reason = "the connection closed during the handshake"
+        elif isinstance(exc, socket.gaierror):
+            reason = f"cannot resolve the host name ({exc.strerror})"
+        elif isinstance(exc, OSError) and exc.strerror:
+            reason = exc.strerror
+        else:
+            reason = str(exc) or type(exc).__name__
+        return self._scrub(reason)
+
+    @staticmethod
+    def _is_transient(exc: BaseException) -> bool:
+        if isinstance(exc, InvalidStatus):
+            # 5xx: HA is starting or a proxy in front of it is; 4xx will not get better.
+            return exc.response.status_code >= 500
+        return isinstance(exc, (OSError, TimeoutError, asyncio.TimeoutError, ConnectionClosed, InvalidHandshake))
+
+    async def connect(self) -> None:
+        """Connect and authenticate, retrying transient failures within the retry budget."""
+        started = time.monotonic()
+        attempts = 0
+        delay = 0.25
+        while True:
+            attempts += 1
+            try:
+                await asyncio.wait_for(self._open(), self.connect_timeout)
+                break
+            except BaseException as exc:
+                await self._drop()
+                if isinstance(exc, InvalidURI):
+                    raise ValueError(f"HA_URL {self.url!r} is not a valid WebSocket URL.") from None
+                if not isinstance(exc, Exception) or isinstance(exc, (AuthenticationError, CommandError)):
+                    raise
+                elapsed = time.monotonic() - started
+                reason = self._reason(exc)
+                remaining = self.retry_budget_seconds - elapsed
+                if not self._is_transient(exc) or remaining <= 0:
+                    raise CannotConnectError(
+                        f"Cannot reach Home Assistant at {self.url} after {attempts} attempt"
+                        f"{'s' if attempts != 1 else ''} over {elapsed:.1f} s: {reason}. "
+                        "Check HA_URL and that Home Assistant is running."
+                    ) from None
+                # Full jitter: many clients retrying a restarting HA do not arrive in step.
+                pause = min(remaining, random.uniform(delay / 2, delay))
+                logger.info("Home Assistant at %s not reachable (%s); retrying in %.1f s", self.url, reason, pause)
+                await asyncio.sleep(pause)
+                delay = min(delay * 2, _MAX_BACKOFF_SECONDS)
+
+    async def _open(self) -> None:
+        ws = await connect(
+            self.url,
+            max_size=None,  # registries pass 1 MiB at about 2k entities
+            open_timeout=self.connect_timeout,
+            ping_timeout=self.command_timeout,
+            close_timeout=2,
+            logger=_wire_logger,
+        )
+        self._ws = ws
+        hello = json.loads(await ws.recv())
+        if hello.get("type") != "auth_required":
+            raise _NotHomeAssistant(f"expected auth_required, got {str(hello.get('type'))[:40]!r}")
+        await ws.send(json.dumps({"type": "auth", "access_token": self._token}))
+        reply = json.loads(await ws.recv())
+        if reply.get("type") == "auth_invalid":
+            raise AuthenticationError(
+                f"Home Assistant at {self.url} rejected the access token (auth_invalid): create a "
+                "long-lived access token in your Home Assistant profile (Profile → Security → "
+                "Long-lived access tokens) and set HA_TOKEN."
+            )
+        if reply.get("type") != "auth_ok":
+            raise _NotHomeAssistant(f"expected auth_ok, got {str(reply.get('type'))[:40]!r}")
+        self.ha_version = reply.get("ha_version")
+        self._ids = count(1)
+        self._lost = None
+        self._reader = asyncio.create_task(self._read(ws))
+        try:
+            await self.command("supported_features", features={"coalesce_messages": 1})
+        except CommandError:
+            logger.debug("Home Assistant at %s does not support supported_features", self.url)
+
+    async def _drop(self) -> None:
+        """Forget a half-open connection without waiting on the peer."""
+        ws, self._ws = self._ws, None
+        if self._reader is not None:
+            self._reader.cancel()
+            self._reader = None
+        if ws is not None:
+            await ws.close()
+
+    async def close(self) -> None:
+        """Close the connection; pending commands fail with ``ConnectionLostError``."""
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            await ws.close()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+            self._reader = None
+
+    async def _read(self, ws: ClientConnection) -> None:
+        reason = "closed"
+        try:
+            async for frame in ws:
+                try:
+                    payload = json.loads(frame)
+                except ValueError:
+                    logger.warning("Ignored a frame from %s that is not JSON", self.url)
+                    continue
+                for message in payload if isinstance(payload, list) else [payload]:
+                    if isinstance(message, dict):
+                        self._dispatch(message)
+        except ConnectionClosed as exc:
+            reason = f"close code {exc.rcvd.code}" if exc.rcvd else "no close frame"
+        except OSError as exc:
+            reason = self._reason(exc)
+        else:
+            if ws.close_code is not None:
+                reason = f"close code {ws.close_code}"
+        finally:
+            self._lost = reason
+            for future, command_type in self._pending.values():
+                if not future.done():
+                    future.set_exception(self._lost_error(command_type))
+            for queue in self._subscriptions.values():
+                queue.put_nowait(None)
+
+    def _lost_error(self, command_type: str) -> ConnectionLostError:
+        return ConnectionLostError(
+            f"Home Assistant at {self.url} closed the connection during {command_type!r} "
+            f"({self._lost}); retry once Home Assistant is running again."
+        )
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        msg_id = message.get("id")
+        if message.get("type") == "event":
+            queue = self._subscriptions.get(msg_id)  # type: ignore[arg-type]
+            if queue is not None:
+                queue.put_nowait(message.get("event"))
+            return
+        pending = self._pending.get(msg_id)  # type: ignore[arg-type]
+        if pending is None or pending[0].done():
+            # The command already timed out, or HA sent a pong; nobody waits for it.
+            return
+        future, command_type = pending
+        if message.get("success", True):
+            future.set_result(message.get("result"))
+        else:
+            error = message.get("error") or {}
+            future.set_exception(
+                CommandError(str(error.get("code", "unknown_error")), str(error.get("message", "")), command_type)
+            )
+
+    # -- commands ---------------------------------------------------------------------
+
+    async def command(self, type: str, **params: Any) -> Any:  # noqa: A002 - HA's own key
+        """Send one command and return its ``result``; raise ``CommandError`` on ``success: false``."""
+        return await self._command({"type": type, **params})
+
+    async def _command(self, message: dict[str, Any], events: asyncio.Queue[Any] | None = None) -> Any:
+        command_type = message["type"]
+        ws = self._ws
+        if ws is None:
+            raise HomeAssistantError(
+                f"Not connected to Home Assistant at {self.url}: use 'async with AsyncHomeAssistantClient(...)'."
+            )
+        if self._lost is not None:
+            raise self._lost_error(command_type)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        # HA requires ids to increase in the order it receives them: number and send together.
+        async with self._send_lock:
+            msg_id = next(self._ids)
+            self._pending[msg_id] = (future, command_type)
+            if events is not None:
+                self._subscriptions[msg_id] = events
+            try:
+                await ws.send(json.dumps({"id": msg_id, **message}))
+            except ConnectionClosed:
+                self._pending.pop(msg_id, None)
+                self._subscriptions.pop(msg_id, None)
+                self._lost = self._lost or "closed"
+                raise self._lost_error(command_type) from None
+        try:
+            result = await asyncio.wait_for(future, self.command_timeout)
+        except (TimeoutError, asyncio.TimeoutError):
+            self._subscriptions.pop(msg_id, None)
+            raise CommandTimeoutError(
+                f"Home Assistant at {self.url} did not answer {command_type!r} within "
+                f"{self.command_timeout:g} s; raise the command timeout or check the Home Assistant load."
+            ) from None
+        except HomeAssistantError:
+            self._subscriptions.pop(msg_id, None)
+            raise
+        finally:
+            self._pending.pop(msg_id, None)
+        if events is not None:
+            return msg_id
+        return result
+
+    async def _gather_limited(self, calls: list[Callable[[], Awaitable[T]]]) -> list[T]:
+        """Run the calls with at most ``_BATCHES_IN_FLIGHT`` in flight, results in order."""
+        gate = asyncio.Semaphore(_BATCHES_IN_FLIGHT)
+
+        async def run(call: Callable[[], Awaitable[T]]) -> T:
+            async with gate:
+                return await call()
+
+        return list(await asyncio.gather(*(run(call) for call in calls)))
+
+    async def _records(self, model: type[M], kind: str, command_type: str) -> tuple[list[M], list[Reject]]:
+        return parse_records(model, await self.command(command_type), kind)
+
+    @staticmethod
+    def _warn_rejects(rejects: list[Reject]) -> None:
+        if rejects:
+            shown = "; ".join(str(reject) for reject in rejects[:5])
+            more = f" (and {len(rejects) - 5} more)" if len(rejects) > 5 else ""
+            logger.warning("Skipped %d invalid Home Assistant records: %s%s", len(rejects), shown, more)
+
+    async def areas(self) -> list[Area]:
+        """``config/area_registry/list``; invalid records are logged and skipped."""
+        records, rejects = await self._records(Area, "area", "config/area_registry/list")
+        self._warn_rejects(rejects)
+        return records
+
+    async def devices(self) -> list[Device]:
+        """``config/device_registry/list``; invalid records are logged and skipped."""
+        records, rejects = await self._records(Device, "device", "config/device_registry/list")
+        self._warn_rejects(rejects)
+        return records
+
+    async def config_entries(self) -> list[ConfigEntry]:
+        """``config_entries/get``; invalid records are logged and skipped."""
+        records, rejects = await self._records(ConfigEntry, "config_entry", "config_entries/get")
+        self._warn_rejects(rejects)
+        return records
+
+    async def states(self) -> list[State]:
+        """``get_states``; invalid records are logged and skipped."""
+        records, rejects = await self._records(State, "state", "get_states")
+        self._warn_rejects(rejects)
+        return records
+
+    async def config(self) -> HAConfig:
+        """``get_config``."""
+        return HAConfig.model_validate(await self.command("get_config"))
+
+    async def entities(self) -> list[Entity]:
+        """The entity registry enriched with device classes, capabilities, unit and state class."""
+        states, state_rejects = await self._records(State, "state", "get_states")
+        records, rejects = await self._entities(states)
+        self._warn_rejects(state_rejects + rejects)
+        return records
+
+    async def _entities(self, states: list[State]) -> tuple[list[Entity], list[Reject]]:
+        raw = await self.command("config/entity_registry/list")
+        if not isinstance(raw, list):
+            return parse_records(Entity, raw, "entity")
+        ids = [item["entity_id"] for item in raw if isinstance(item, dict) and isinstance(item.get("entity_id"), str)]
+        details: dict[str, Any] = {}
+        for part in await self._gather_limited(
+            [
+                lambda batch=batch: self.command("config/entity_registry/get_entries", entity_ids=batch)
+                for batch in _batches(list(dict.fromkeys(ids)), _GET_ENTRIES_BATCH)
+            ]
+        ):
+            details.update(part or {})
+        attributes = {state.entity_id: state.attributes for state in states}
+        merged: list[Any] = []
+        for item in raw:
+            if isinstance(item, dict) and isinstance(item.get("entity_id"), str):
+                item = dict(item)
+                extra = details.get(item["entity_id"]) or {}
+                for key in ("device_class", "original_device_class", "capabilities"):
+                    item.setdefault(key, extra.get(key))
+                attrs = attributes.get(item["entity_id"], {})
+                for key in ("unit_of_measurement", "state_class"):
+                    item.setdefault(key, attrs.get(key))
+            merged.append(item)
+        return parse_records(Entity, merged, "entity")
+
+    async def registry_snapshot(self) -> RegistrySnapshot:
+        """All four registries (entities enriched as in ``entities()``) with every reject."""
+        fetched_at = datetime.now(timezone.utc)
+        (areas, area_rejects), (devices, device_rejects), (entries, entry_rejects), (states, state_rejects) = (
+            await asyncio.gather(
+                self._records(Area, "area", "config/area_registry/list"),
+                self._records(Device, "device", "config/device_registry/list"),
+                self._records(ConfigEntry, "config_entry", "config_entries/get"),
+                self._records(State, "state", "get_states"),
+            )
+        )
+        entities, entity_rejects = await self._entities(states)
+        rejects = area_rejects + device_rejects + entity_rejects + entry_rejects + state_rejects
+        self._warn_rejects(rejects)
+        return RegistrySnapshot(
+            areas=areas,
+            devices=devices,
+            entities=entities,
+            config_entries=entries,
+            fetched_at=fetched_at,
+            rejects=rejects,
+        )
+
+    async def history_during_period(
+        self,
+        start: datetime,
+        end: datetime | None,
+        entity_ids: list[str],
+        *,
+        batch_size: int = 200,
+        significant_changes_only: bool = False,
+        minimal_response: bool = False,
+        no_attributes: bool = False,
+        include_start_time_state: bool = True,
+    ) -> dict[str, list[dict[str, Any]]]:
+        """``history/history_during_period`` with entity ids sent in batches, results merged.
+
+        Rows are HA's compressed dicts ``{"s", "a"?, "lu", "lc"?}`` (float epoch seconds).
+        """
+        params: dict[str, Any] = {
+            "start_time": _iso(start),
+            "significant_changes_only": significant_changes_only,
+            "minimal_response": minimal_response,
+            "no_attributes": no_attributes,
+            "include_start_time_state": include_start_time_state,
+        }
+        if end is not None:
+            params["end_time"] = _iso(end)
+        merged: dict[str, list[dict[str, Any]]] = {}
+        for part in await self._gather_limited(
+            [
+                lambda batch=batch: self.command("history/history_during_period", entity_ids=batch, **params)
+                for batch in _batches(list(dict.fromkeys(entity_ids)), batch_size)
+            ]
+        ):
+            merged.update(part or {})
+        return merged
+
+    async def statistics_during_period(
+        self,
+        start: datetime,
+        end: datetime | None,
+        statistic_ids: list[str],
+        *,
+        period: str = "hour",
+        units: dict[str, str] | None = None,
+        types: list[str] | None = None,
+    ) -> dict[str, list[dict[str, Any]]]:
+        """``recorder/statistics_during_period``; ``start``/``end`` of rows are epoch milliseconds."""
+        params: dict[str, Any] = {"start_time": _iso(start), "statistic_ids": statistic_ids, "period": period}
+        if end is not None:
+            params["end_time"] = _iso(end)
+        if units is not None:
+            params["units"] = units
+        if types is not None:
+            params["types"] = types
+        return await self.command("recorder/statistics_during_period", **params) or {}
+
+    def subscribe_events(self, event_type: str | None = None) -> EventSubscription:
+        """Events of one type (all if None); use ``async with`` so HA is told to stop on exit."""
+        return EventSubscription(self, event_type)
+
+    async def call_service(
+        self,
+        domain: str,
+        service: str,
+        service_data: dict[str, Any] | None = None,
+        target: dict[str, Any] | None = None,
+    ) -> Any:
+        """``call_service``; returns HA's result (``{"context": ...}``)."""
+        params: dict[str, Any] = {"domain": domain, "service": service}
+        if service_data is not None:
+            params["service_data"] = service_data
+        if target is not None:
+            params["target"] = target
+        return await self.command("call_service", **params)
+
+
+class EventSubscription(AsyncIterator[dict[str, Any]]):
+    """Async iterator over HA events; subscribes on entry (or first ``anext``), unsubscribes on exit."""
+
+    def __init__(self, client: AsyncHomeAssistantClient, event_type: str | None) -> None:
+        self._client = client
+        self._event_type = event_type
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._subscription_id: int | None = None
+        self._closed = False
+
+    async def __aenter__(self) -> EventSubscription:
+        await self.subscribe()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def subscribe(self) -> None:
+        """Ask HA to start sending events; returns once HA confirmed."""
+        if self._subscription_id is None:
+            message: dict[str, Any] = {"type": "subscribe_events"}
+            if self._event_type is not None:
+                message["event_type"] = self._event_type
+            self._subscription_id = await self._client._command(message, events=self._queue)
+
+    async def __anext__(self) -> dict[str, Any]:
+        if self._closed:
+            raise StopAsyncIteration
+        await self.subscribe()
+        event = await self._queue.get()
+        if event is None:  # the reader saw the connection close
+            raise self._client._lost_error("subscribe_events")
+        return event
+
+    async def aclose(self) -> None:
+        """Unsubscribe (best effort: a closed connection has no subscription left)."""
+        if self._closed:
+            return
+        self._closed = True
+        subscription_id, self._subscription_id = self._subscription_id, None
+        if subscription_id is None:
+            return
+        self._client._subscriptions.pop(subscription_id, None)
+        if self._client._ws is not None and self._client._lost is None:
+            try:
+                await self._client.command("unsubscribe_events", subscription=subscription_id)
+            except HomeAssistantError as exc:
+                logger.debug("unsubscribe_events failed: %s", exc)
+
+
+class HomeAssistantClient:
+    """Blocking facade over ``AsyncHomeAssistantClient`` for Dagster assets and sensors.
+
+    The async client runs on a private event loop in a background thread. Inside
+    ``with HomeAssistantClient(...) as ha:`` every call reuses one connection; a call
+    outside a ``with`` block opens and closes its own.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        connect_timeout: float = 10,
+        command_timeout: float = 60,
+        retry_budget_seconds: float = 30,
+    ) -> None:
+        self._factory = lambda: AsyncHomeAssistantClient(
+            url,
+            token,
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+            retry_budget_seconds=retry_budget_seconds,
+        )
+        self.url = websocket_url(url)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._client: AsyncHomeAssistantClient | None = None
+
+    def __repr__(self) -> str:
+        return f"HomeAssistantClient(url={self.url!r})"
+
+    def __enter__(self) -> HomeAssistantClient:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="home-assistant-client", daemon=True)
+        self._thread.start()
+        client = self._factory()
+        try:
+            self._submit(client.connect()).result()
+        except BaseException:
+            self._stop_loop()
+            raise
+        self._client = client
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        client, self._client = self._client, None
+        try:
+            if client is not None and self._loop is not None:
+                self._submit(client.close()).result()
+        finally:
+            self._stop_loop()
+
+    def _submit(self, coroutine: Awaitable[T]) -> Future[T]:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop)  # type: ignore[arg-type]
+
+    def _stop_loop(self) -> None:
+        loop, thread = self._loop, self._thread
+        self._loop = self._thread = None
+        if loop is not None and thread is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
+            loop.close()
+
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        if self._client is None:
+            with self:
+                return self._call(name, *args, **kwargs)
+        return self._submit(getattr(self._client, name)(*args, **kwargs)).result()
+
+    @property
+    def ha_version(self) -> str | None:
+        """The version HA reported at login (None before connecting)."""
+        return self._client.ha_version if self._client else None
+
+    def command(self, type: str, **params: Any) -> Any:  # noqa: A002 - HA's own key
+        """Send one command and return its ``result``."""
+        return self._call("command", type, **params)
+
+    def areas(self) -> list[Area]:
+        """``config/area_registry/list``."""
+        return self._call("areas")
+
+    def devices(self) -> list[Device]:
+        """``config/device_registry/list``."""
+        return self._call("devices")
+
+    def entities(self) -> list[Entity]:
+        """Entity registry enriched with device classes, capabilities, unit and state class."""
+        return self._call("entities")
+
+    def config_entries(self) -> list[ConfigEntry]:
+        """``config_entries/get``."""
+        return self._call("config_entries")
+
+    def states(self) -> list[State]:
+        """``get_states``."""
+        return self._call("states")
+
+    def config(self) -> HAConfig:
+        """``get_config``."""
+        return self._call("config")
+
+    def registry_snapshot(self) -> RegistrySnapshot:
+        """All four registries with every reject."""
+        return self._call("registry_snapshot")
+
+    def history_during_period(
+        self, start: datetime, end: datetime | None, entity_ids: list[str], **options: Any
+    ) -> dict[str, list[dict[str, Any]]]:
+        """``history/history_during_period`` in batches (options as in the async client)."""
+        return self._call("history_during_period", start, end, entity_ids, **options)
+
+    def statistics_during_period(
+        self, start: datetime, end: datetime | None, statistic_ids: list[str], **options: Any
+    ) -> dict[str, list[dict[str, Any]]]:
+        """``recorder/statistics_during_period`` (options as in the async client)."""
+        return self._call("statistics_during_period", start, end, statistic_ids, **options)
+
+    def call_service(
+        self,
+        domain: str,
+        service: str,
+        service_data: dict[str, Any] | None = None,
+        target: dict[str, Any] | None = None,
+    ) -> Any:
+        """``call_service``."""
+        return self._call("call_service", domain, service, service_data, target)
+
+    def subscribe_events(self, event_type: str | None = None) -> SyncEventSubscription:
+        """Blocking iterator over events; use inside ``with HomeAssistantClient(...)``."""
+        if self._client is None:
+            raise HomeAssistantError("subscribe_events needs an open connection: use 'with HomeAssistantClient(...) as ha'.")
+        return SyncEventSubscription(self, self._client.subscribe_events(event_type))
+
+
+class SyncEventSubscription(Iterator[dict[str, Any]]):
+    """Blocking view of an ``EventSubscription``; ``with`` subscribes and unsubscribes."""
+
+    def __init__(self, owner: HomeAssistantClient, subscription: EventSubscription) -> None:
+        self._owner = owner
+        self._subscription = subscription
+
+    def __enter__(self) -> SyncEventSubscription:
+        self._owner._submit(self._subscription.subscribe()).result()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __next__(self) -> dict[str, Any]:
+        return self.next_event()
+
+    def next_event(self, timeout: float | None = None) -> dict[str, Any]:
+        """The next event; ``TimeoutError`` if none arrives within ``timeout`` seconds."""
+        future = self._owner._submit(self._subscription.__anext__())
+        try:
+            return future.result(timeout)
+        except StopAsyncIteration:
+            raise StopIteration from None
+        except TimeoutError:
+            future.cancel()
+            raise
+
+    def close(self) -> None:
+        """Unsubscribe."""
+        if self._owner._loop is not None:
+            self._owner._submit(self._subscription.aclose()).result()

@@ -1,0 +1,338 @@
+"""The WebSocket client against a scripted HA look-alike: helpers, concurrency, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from ha_pipeline.homeassistant import (
+    AsyncHomeAssistantClient,
+    AuthenticationError,
+    CannotConnectError,
+    CommandError,
+    CommandTimeoutError,
+    ConnectionLostError,
+    HomeAssistantClient,
+    websocket_url,
+)
+from ha_pipeline_tests.test_homeassistant.scripted_server import (
+    CLOSE,
+    SILENT,
+    TOKEN,
+    ScriptedServer,
+    free_port,
+    sample,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    with ScriptedServer() as running:
+        yield running
+
+
+def client_log(caplog: pytest.LogCaptureFixture) -> str:
+    """Everything the client side logged (the scripted server's own logs are not ours)."""
+    return "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("websockets.server"))
+
+
+def assert_no_token(exc: BaseException, caplog: pytest.LogCaptureFixture) -> None:
+    assert TOKEN not in str(exc) and TOKEN not in repr(exc)
+    assert "s3cr3t" not in client_log(caplog)
+    assert "\n" not in str(exc)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("http://127.0.0.1:8123", "ws://127.0.0.1:8123/api/websocket"),
+        ("https://ha.example:443/", "wss://ha.example:443/api/websocket"),
+        ("http://proxy/ha", "ws://proxy/ha/api/websocket"),
+        ("ws://127.0.0.1:8123/api/websocket", "ws://127.0.0.1:8123/api/websocket"),
+        ("wss://ha.example", "wss://ha.example/api/websocket"),
+    ],
+)
+def test_websocket_url(given: str, expected: str) -> None:
+    assert websocket_url(given) == expected
+
+
+def test_websocket_url_rejects_other_schemes() -> None:
+    with pytest.raises(ValueError, match="HA_URL must look like"):
+        websocket_url("ftp://x")
+
+
+def test_sync_helpers_against_recorded_payloads(server: ScriptedServer) -> None:
+    with HomeAssistantClient(server.http_url, TOKEN) as ha:
+        assert ha.ha_version == "2024.1.6"
+        assert [a.area_id for a in ha.areas()] == [a["area_id"] for a in sample("area_registry_list.json")]
+        assert len(ha.devices()) == len(sample("device_registry_list.json"))
+        assert len(ha.config_entries()) == len(sample("config_entries_get.json"))
+        assert len(ha.states()) == len(sample("get_states.json"))
+        assert ha.config().location_name == "Peer Home"
+        assert ha.call_service("input_boolean", "toggle", target={"entity_id": "input_boolean.x"}) == sample(
+            "call_service_result.json"
+        )
+    assert server.connections == 1  # one connection for every call inside the with block
+    first = server.received[0]
+    assert first == {"id": 1, "type": "supported_features", "features": {"coalesce_messages": 1}}
+    ids = [msg["id"] for msg in server.received]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+def test_entities_are_enriched_from_get_entries_and_states(server: ScriptedServer) -> None:
+    entries = sample("entity_registry_get_entries.json")
+    states = {s["entity_id"]: s for s in sample("get_states.json")}
+    with HomeAssistantClient(server.url, TOKEN) as ha:
+        entities = {e.entity_id: e for e in ha.entities()}
+    assert len(entities) == len(sample("entity_registry_list.json"))
+    for entity_id, entry in entries.items():
+        if entity_id in entities:
+            assert entities[entity_id].capabilities == entry["capabilities"]
+            assert entities[entity_id].device_class == entry["device_class"]
+            assert entities[entity_id].original_device_class == entry["original_device_class"]
+    with_unit = [e for e in entities.values() if e.entity_id in states and e.unit_of_measurement]
+    assert with_unit, "samples hold sensors with units"
+    for entity in with_unit:
+        assert entity.unit_of_measurement == states[entity.entity_id]["attributes"]["unit_of_measurement"]
+    requested = [m for m in server.received if m["type"] == "config/entity_registry/get_entries"]
+    assert sorted(sum((m["entity_ids"] for m in requested), [])) == sorted(entities)
+
+
+def test_registry_snapshot_collects_rejects_without_failing(server: ScriptedServer) -> None:
+    areas = sample("area_registry_list.json") + [{"name": "no id"}]
+    server.handlers["config/area_registry/list"] = lambda msg: areas
+    with HomeAssistantClient(server.url, TOKEN) as ha:
+        snapshot = ha.registry_snapshot()
+    assert len(snapshot.areas) == len(areas) - 1
+    assert [(r.kind, r.field) for r in snapshot.rejects] == [("area", "area_id")]
+    rows = snapshot.as_rows()
+    assert len(rows["entities"]) == len(sample("entity_registry_list.json"))
+
+
+def test_call_outside_with_opens_and_closes_its_own_connection(server: ScriptedServer) -> None:
+    ha = HomeAssistantClient(server.url, TOKEN)
+    assert len(ha.areas()) == len(sample("area_registry_list.json"))
+    assert len(ha.devices()) == len(sample("device_registry_list.json"))
+    assert server.connections == 2
+
+
+def test_many_commands_in_flight_answered_out_of_order() -> None:
+    held: list[dict[str, Any]] = []
+    server = ScriptedServer()
+
+    def echo(msg: dict[str, Any]) -> Any:
+        held.append(msg)
+        if len(held) == 50:
+            # Answer all 50 at once, newest first, some as coalesced arrays.
+            replies = [{"id": m["id"], "type": "result", "success": True, "result": m["n"]} for m in reversed(held)]
+            ws = server.ws
+            assert ws is not None
+            for start in range(0, 50, 7):
+                chunk = replies[start : start + 7]
+                asyncio.ensure_future(ws.send(json.dumps(chunk if start % 2 else chunk[0])))
+                for single in chunk[1:] if not start % 2 else []:
+                    asyncio.ensure_future(ws.send(json.dumps(single)))
+        return SILENT
+
+    server.handlers["test/echo"] = echo
+
+    async def main() -> list[int]:
+        async with AsyncHomeAssistantClient(server.url, TOKEN) as client:
+            return await asyncio.gather(*(client.command("test/echo", n=n) for n in range(50)))
+
+    with server:
+        assert asyncio.run(main()) == list(range(50))
+
+
+def test_coalesced_frames_are_split_into_messages() -> None:
+    async def main(url: str) -> list[Any]:
+        async with AsyncHomeAssistantClient(url, TOKEN) as client:
+            return await asyncio.gather(client.areas(), client.devices(), client.config(), client.states())
+
+    with ScriptedServer(coalesce=True) as server:
+        areas, devices, config, states = asyncio.run(main(server.url))
+        assert server.array_frames >= 2  # supported_features reply + the batch of four
+    assert len(areas) == len(sample("area_registry_list.json"))
+    assert len(devices) == len(sample("device_registry_list.json"))
+    assert config.version == "2024.1.6"
+    assert len(states) == len(sample("get_states.json"))
+
+
+def test_frames_larger_than_one_mebibyte(server: ScriptedServer) -> None:
+    template = sample("entity_registry_list.json")[0]
+    big = [dict(template, entity_id=f"sensor.big_{i}", unique_id=f"u{i}") for i in range(5000)]
+    assert len(json.dumps(big)) > 2 * 1024 * 1024
+    server.handlers["config/entity_registry/list"] = lambda msg: big
+    server.handlers["get_states"] = lambda msg: []
+    with HomeAssistantClient(server.url, TOKEN) as ha:
+        entities = ha.entities()
+    assert len(entities) == 5000
+    requests = [m for m in server.received if m["type"] == "config/entity_registry/get_entries"]
+    assert [len(m["entity_ids"]) for m in requests] == [1000] * 5
+
+
+def test_history_is_requested_in_batches_and_merged(server: ScriptedServer) -> None:
+    def history(msg: dict[str, Any]) -> dict[str, Any]:
+        return {eid: [{"s": "1", "lu": 1.0}] for eid in msg["entity_ids"] if not eid.endswith("_none")}
+
+    server.handlers["history/history_during_period"] = history
+    ids = [f"sensor.s{i}" for i in range(450)] + ["sensor.s0", "sensor.x_none"]
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    with HomeAssistantClient(server.url, TOKEN) as ha:
+        result = ha.history_during_period(start, start + timedelta(hours=1), ids, batch_size=200)
+    assert len(result) == 450 and result["sensor.s449"] == [{"s": "1", "lu": 1.0}]
+    requests = [m for m in server.received if m["type"] == "history/history_during_period"]
+    assert [len(m["entity_ids"]) for m in requests] == [200, 200, 51]
+    assert requests[0]["start_time"] == "2026-01-01T00:00:00+00:00"
+    assert requests[0]["end_time"] == "2026-01-01T01:00:00+00:00"
+    assert requests[0]["significant_changes_only"] is False
+    assert requests[0]["include_start_time_state"] is True
+
+
+def test_history_refuses_naive_datetimes(server: ScriptedServer) -> None:
+    with HomeAssistantClient(server.url, TOKEN) as ha, pytest.raises(ValueError, match="time zone"):
+        ha.history_during_period(datetime(2026, 1, 1), None, ["sensor.a"])
+
+
+def test_statistics_during_period_params(server: ScriptedServer) -> None:
+    recorded = sample("statistics_during_period_hour.json")
+    server.handlers["recorder/statistics_during_period"] = lambda msg: recorded
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    with HomeAssistantClient(server.url, TOKEN) as ha:
+        result = ha.statistics_during_period(start, None, list(recorded), period="day", units={"energy": "Wh"})
+    assert result == recorded
+    request = server.received[-1]
+    assert request["period"] == "day" and request["units"] == {"energy": "Wh"} and "end_time" not in request
+
+
+def test_subscribe_events_delivers_events_and_unsubscribes(server: ScriptedServer) -> None:
+    event = sample("state_changed_event.json")["event"]
+
+    def subscribe(msg: dict[str, Any]) -> None:
+        ws = server.ws
+        assert ws is not None
+        for _ in range(2):
+            asyncio.get_running_loop().call_later(
+                0.05, lambda: asyncio.ensure_future(ws.send(json.dumps({"id": msg["id"], "type": "event", "event": event})))
+            )
+        return None
+
+    server.handlers["subscribe_events"] = subscribe
+
+    async def main(url: str) -> list[dict[str, Any]]:
+        async with AsyncHomeAssistantClient(url, TOKEN) as client:
+            async with client.subscribe_events("state_changed") as events:
+                return [await asyncio.wait_for(anext(events), 5) for _ in range(2)]
+
+    received = asyncio.run(main(server.url))
+    assert received == [event, event]
+    subscribe_msg = next(m for m in server.received if m["type"] == "subscribe_events")
+    assert subscribe_msg["event_type"] == "state_changed"
+    assert {"id": subscribe_msg["id"] + 1, "type": "unsubscribe_events", "subscription": subscribe_msg["id"]} in (
+        server.received
+    )
+
+
+def test_sync_subscription_next_event_with_timeout(server: ScriptedServer) -> None:
+    server.handlers["subscribe_events"] = lambda msg: None
+    with HomeAssistantClient(server.url, TOKEN) as ha, ha.subscribe_events("state_changed") as events:
+        with pytest.raises(TimeoutError):
+            events.next_event(timeout=0.2)
+    assert server.received[-1]["type"] == "unsubscribe_events"
+
+
+def test_command_error_carries_code_and_message(server: ScriptedServer) -> None:
+    with HomeAssistantClient(server.url, TOKEN) as ha, pytest.raises(CommandError) as info:
+        ha.command("no/such/command")
+    assert info.value.code == "unknown_command"
+    assert str(info.value) == "Home Assistant rejected command 'no/such/command' (unknown_command): Unknown command."
+
+
+# -- failure modes: one clear line each, never the token -----------------------------
+
+
+def test_auth_invalid(server: ScriptedServer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(AuthenticationError) as info:
+        with HomeAssistantClient(server.http_url, "wrong-" + TOKEN):
+            pass
+    assert str(info.value) == (
+        f"Home Assistant at {server.url} rejected the access token (auth_invalid): create a long-lived "
+        "access token in your Home Assistant profile (Profile → Security → Long-lived access tokens) "
+        "and set HA_TOKEN."
+    )
+    assert server.connections == 1  # a rejected token is not retried
+    assert info.value.__cause__ is None
+    assert_no_token(info.value, caplog)
+    assert "wrong-" not in client_log(caplog)
+    assert '"access_token": "***"' in client_log(caplog)  # the auth frame was logged, redacted
+
+
+def test_connection_refused_ends_in_cannot_connect_after_the_budget(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = f"ws://127.0.0.1:{free_port()}/api/websocket"
+    with pytest.raises(CannotConnectError) as info:
+        HomeAssistantClient(url, TOKEN, retry_budget_seconds=1.5).areas()
+    message = str(info.value)
+    assert message.startswith(f"Cannot reach Home Assistant at {url} after ")
+    assert ": connection refused. Check HA_URL and that Home Assistant is running." in message
+    attempts = int(message.split(" after ")[1].split(" ")[0])
+    seconds = float(message.split(" over ")[1].split(" s:")[0])
+    assert attempts >= 3 and 1.4 <= seconds < 5
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert_no_token(info.value, caplog)
+
+
+def test_http_503_while_starting_is_retried_until_it_works() -> None:
+    with ScriptedServer(reject_first=2) as server:
+        with HomeAssistantClient(server.url, TOKEN, retry_budget_seconds=10) as ha:
+            assert ha.config().version == "2024.1.6"
+        assert server.attempts == 3
+
+
+def test_http_503_forever_names_the_status(caplog: pytest.LogCaptureFixture) -> None:
+    with ScriptedServer(reject_first=10_000) as server, pytest.raises(CannotConnectError) as info:
+        HomeAssistantClient(server.url, TOKEN, retry_budget_seconds=1).config()
+    assert "HTTP 503 during the WebSocket handshake" in str(info.value)
+    assert_no_token(info.value, caplog)
+
+
+def test_socket_closed_mid_command(server: ScriptedServer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    server.handlers["get_states"] = lambda msg: CLOSE
+    with HomeAssistantClient(server.url, TOKEN) as ha:
+        with pytest.raises(ConnectionLostError) as info:
+            ha.states()
+        with pytest.raises(ConnectionLostError):
+            ha.areas()  # the connection stays lost; no silent hang
+    message = str(info.value)
+    assert message.startswith(f"Home Assistant at {server.url} closed the connection during 'get_states' (")
+    assert message.endswith("retry once Home Assistant is running again.")
+    assert_no_token(info.value, caplog)
+
+
+def test_command_timeout(server: ScriptedServer, caplog: pytest.LogCaptureFixture) -> None:
+    server.handlers["get_config"] = lambda msg: SILENT
+    with HomeAssistantClient(server.url, TOKEN, command_timeout=0.5) as ha:
+        with pytest.raises(CommandTimeoutError) as info:
+            ha.config()
+        assert len(ha.areas()) == len(sample("area_registry_list.json"))  # the connection still works
+    assert str(info.value) == (
+        f"Home Assistant at {server.url} did not answer 'get_config' within 0.5 s; "
+        "raise the command timeout or check the Home Assistant load."
+    )
+    assert_no_token(info.value, caplog)
+
+
+def test_repr_never_shows_the_token(server: ScriptedServer) -> None:
+    assert TOKEN not in repr(HomeAssistantClient(server.url, TOKEN))
+    assert TOKEN not in repr(AsyncHomeAssistantClient(server.url, TOKEN))
+    assert TOKEN not in repr(vars(HomeAssistantClient(server.url, TOKEN)))
