@@ -1,54 +1,97 @@
-"""`python -m ha_pipeline.demo`: run the pipeline's jobs in-process and print a summary.
+"""`make demo`: run the whole pipeline once against a live HA (or the simulator) and InfluxDB.
 
-Reads the same environment as the code location (HA_URL, HA_TOKEN, INFLUXDB_*, ...);
-`scripts/demo.sh` starts a simulated home and a local InfluxDB and sets it.
+`scripts/demo.sh` starts a local InfluxDB under `.data/` and the simulator, exports `HA_URL`,
+`HA_TOKEN`, `INFLUXDB_URL`, `INFLUXDB_API_VERSION`, then runs `python -m ha_pipeline.demo`.
+Runs execute in this process against the persistent instance in `$DAGSTER_HOME` (default
+`.data/dagster_home`), so `make ui` shows them afterwards.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import shutil
 import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
-import dagster as dg
-
-from ha_pipeline.definitions import defs
-from ha_pipeline.defs.resources import default_db_url
-from ha_pipeline.metadata.store import MetadataStore
-
-# The jobs the demo runs, in order; later issues add events and rollups here.
-DEMO_JOBS = ["discovery_job"]
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def _failures(result: dg.ExecuteInProcessResult) -> list[str]:
-    """One line per failed step: step key and the error's message."""
-    lines = []
-    for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data.error is not None:
-            message = event.step_failure_data.error.message.strip().splitlines()[0]
-            lines.append(f"  {event.step_key}: {message}")
-    return lines
+def prepare_dagster_home(home: Path) -> Path:
+    """Create `home` with the project's dagster.yaml (refreshed when the project's changed)."""
+    home.mkdir(parents=True, exist_ok=True)
+    source, target = ROOT / "dagster.yaml", home / "dagster.yaml"
+    if not target.exists() or target.read_bytes() != source.read_bytes():
+        shutil.copy(source, target)
+    return home
 
 
-def run_jobs(instance: dg.DagsterInstance) -> bool:
-    """Execute each demo job in-process; print one line per job; False on the first failure."""
-    for name in DEMO_JOBS:
-        result = defs.resolve_job_def(name).execute_in_process(instance=instance, raise_on_error=False)
-        print(f"{name}: {'succeeded' if result.success else 'FAILED'} (run {result.run_id})")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hours", type=int, default=24, help="hours of history to archive (default 24)")
+    args = parser.parse_args(argv)
+
+    os.environ["DAGSTER_HOME"] = str(
+        prepare_dagster_home(Path(os.environ.get("DAGSTER_HOME", ROOT / ".data" / "dagster_home")).resolve())
+    )
+    for name in ("HA_URL", "HA_TOKEN"):
+        if not os.environ.get(name):
+            print(f"{name} is not set: run `make demo` (scripts/demo.sh sets it), or export it.", file=sys.stderr)
+            return 2
+    # Imported late: the definitions read the environment (partitions start, buckets) at import.
+    import dagster as dg
+
+    from ha_pipeline.definitions import defs
+    from ha_pipeline.defs.operations import latest_expected_hour
+    from ha_pipeline.defs.resources import default_resources
+    from ha_pipeline.timeseries.storage_report import human_bytes
+
+    instance = dg.DagsterInstance.get()
+    started = time.monotonic()
+
+    def run(job_name: str, partition: str | None = None) -> None:
+        t0 = time.monotonic()
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance, partition_key=partition, raise_on_error=False
+        )
+        label = f"{job_name}{f' [{partition}]' if partition else ''}"
         if not result.success:
-            print("\n".join(_failures(result)), file=sys.stderr)
-            return False
-    return True
+            failed = [e.message for e in result.all_events if e.is_failure]
+            raise SystemExit(f"demo: {label} failed: {failed[-1] if failed else 'see the run in the UI'}")
+        print(f"  ok  {label}  ({time.monotonic() - t0:.1f} s)", flush=True)
 
+    now = datetime.now(timezone.utc)
+    last = datetime.strptime(latest_expected_hour(now), "%Y-%m-%d-%H:%M").replace(tzinfo=timezone.utc)
+    hours = [last - timedelta(hours=i) for i in reversed(range(args.hours))]
+    days = sorted({h.strftime("%Y-%m-%d") for h in hours})
 
-def main() -> int:
-    """Run the demo jobs and print what the metadata store now holds."""
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
-    with instance:
-        if not run_jobs(instance):
-            return 1
-    counts = MetadataStore(default_db_url()).counts()
-    print(f"discovered: {counts['areas']} areas, {counts['devices']} devices, "
-          f"{counts['entities']} entities")
+    print("demo: discovery (registries -> SQL -> snapshots)", flush=True)
+    run("discovery_job")
+    print(f"demo: {len(hours)} hours of events + hourly summaries", flush=True)
+    for hour in hours:
+        run("events_job", hour.strftime("%Y-%m-%d-%H:%M"))
+    print(f"demo: daily summaries for {', '.join(days)}", flush=True)
+    for day in days:
+        run("daily_rollup_job", day)
+    print("demo: retention and storage report", flush=True)
+    run("retention_job")
+    run("storage_report_job")
+
+    metadata = default_resources()["metadata_store"].store()
+    report = metadata.storage_reports()[-1]["report"]
+    print()
+    print(f"Done in {time.monotonic() - started:.0f} s.")
+    print("Inventory: " + ", ".join(f"{n} {t}" for t, n in metadata.counts().items()))
+    for name, bucket in report["buckets"].items():
+        print(f"  {name:<28} {human_bytes(bucket['bytes']):>10}  {bucket['series']:>6} series  "
+              f"{bucket['points_per_day']:>8} points/day")
+    print(f"Total on disk: {human_bytes(report['total_bytes'])} (SQL {human_bytes(report['sql']['bytes'])})")
+    for talker in report["top_entities"][:3]:
+        print(f"  chatty: {talker['entity_id']} {talker['events_per_day']:.0f} events/day")
+    print()
+    print(f"Runs are in {os.environ['DAGSTER_HOME']}. Open the UI with `make ui` -> http://127.0.0.1:3000")
     return 0
 
 
