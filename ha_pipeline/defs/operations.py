@@ -6,8 +6,6 @@ run daily. Schedules start RUNNING unless `HA_PIPELINE_AUTOMATION=off`. Resource
 `metadata_store`, `influxdb`) are bound once, in `ha_pipeline/definitions.py`, which merges `defs`.
 """
 
-from __future__ import annotations
-
 import base64
 import json
 import os
@@ -211,10 +209,11 @@ EVENTS_GRACE = timedelta(minutes=30)
 
 def latest_expected_hour(now: datetime, grace: timedelta = EVENTS_GRACE) -> str:
     """Key of the newest hourly partition that should be materialised by `now`."""
-    key = hourly_partitions.get_last_partition_key(current_time=now - grace)
-    if key is None:
-        raise ValueError(f"no hourly partition ends before {now - grace:%Y-%m-%d %H:%M}")
-    return key
+    due = (now - grace).astimezone(timezone.utc)
+    start = due.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    if start < hourly_partitions.start:
+        raise ValueError(f"no hourly partition is due yet at {now:%Y-%m-%d %H:%M} (partitions start {hourly_partitions.start})")
+    return start.strftime(hourly_partitions.fmt)
 
 
 @dg.asset_check(

@@ -80,8 +80,8 @@ def test_definitions_load_with_the_shared_resources():
     defs = dg.Definitions.merge(operations.defs, dg.Definitions(resources=default_resources()))
     dg.Definitions.validate_loadable(defs)
     assert defs.resolve_job_def("retention_job") and defs.resolve_job_def("storage_report_job")
-    schedules = {s.name: s for s in defs.resolve_all_schedule_defs()}
-    assert {"retention_schedule", "storage_report_schedule"} <= set(schedules)
+    assert defs.resolve_schedule_def("retention_schedule").job_name == "retention_job"
+    assert defs.resolve_schedule_def("storage_report_schedule").job_name == "storage_report_job"
 
 
 def test_latest_expected_hour_allows_the_grace_period():
