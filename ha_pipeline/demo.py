@@ -58,8 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         label = f"{job_name}{f' [{partition}]' if partition else ''}"
         if not result.success:
-            failed = [e.message for e in result.all_events if e.is_failure]
-            raise SystemExit(f"demo: {label} failed: {failed[-1] if failed else 'see the run in the UI'}")
+            failed = [
+                f"{e.step_key}: {e.step_failure_data.error.message.strip().splitlines()[0]}"
+                for e in result.all_events
+                if e.is_step_failure and e.step_failure_data.error is not None
+            ]
+            raise SystemExit(f"demo: {label} failed (run {result.run_id}):\n  " + "\n  ".join(failed or ["see the run in the UI"]))
         print(f"  ok  {label}  ({time.monotonic() - t0:.1f} s)", flush=True)
 
     now = datetime.now(timezone.utc)
