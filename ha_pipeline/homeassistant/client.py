@@ -121,6 +121,8 @@ class AsyncHomeAssistantClient:
         self.command_timeout = command_timeout
         self.retry_budget_seconds = retry_budget_seconds
         self.ha_version: str | None = None
+        #: Frames that carried a JSON array of messages (HA's ``coalesce_messages``).
+        self.coalesced_frames = 0
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._ids = count(1)
@@ -260,6 +262,8 @@ class AsyncHomeAssistantClient:
                 except ValueError:
                     logger.warning("Ignored a frame from %s that is not JSON", self.url)
                     continue
+                if isinstance(payload, list):
+                    self.coalesced_frames += 1
                 for message in payload if isinstance(payload, list) else [payload]:
                     if isinstance(message, dict):
                         self._dispatch(message)
@@ -655,6 +659,11 @@ class HomeAssistantClient:
     def ha_version(self) -> str | None:
         """The version HA reported at login (None before connecting)."""
         return self._client.ha_version if self._client else None
+
+    @property
+    def coalesced_frames(self) -> int:
+        """Frames of the open connection that carried several messages."""
+        return self._client.coalesced_frames if self._client else 0
 
     def command(self, type: str, **params: Any) -> Any:  # noqa: A002 - HA's own key
         """Send one command and return its ``result``."""

@@ -153,13 +153,14 @@ def test_many_commands_in_flight_answered_out_of_order() -> None:
 
 
 def test_coalesced_frames_are_split_into_messages() -> None:
-    async def main(url: str) -> list[Any]:
+    async def main(url: str) -> tuple[list[Any], int]:
         async with AsyncHomeAssistantClient(url, TOKEN) as client:
-            return await asyncio.gather(client.areas(), client.devices(), client.config(), client.states())
+            results = await asyncio.gather(client.areas(), client.devices(), client.config(), client.states())
+            return results, client.coalesced_frames
 
     with ScriptedServer(coalesce=True) as server:
-        areas, devices, config, states = asyncio.run(main(server.url))
-        assert server.array_frames >= 2  # supported_features reply + the batch of four
+        (areas, devices, config, states), coalesced = asyncio.run(main(server.url))
+        assert coalesced == server.array_frames >= 2  # supported_features reply + the batch of four
     assert len(areas) == len(sample("area_registry_list.json"))
     assert len(devices) == len(sample("device_registry_list.json"))
     assert config.version == "2024.1.6"
