@@ -1,0 +1,337 @@
+"""Hourly and daily summaries with the meaning of Home Assistant's long-term statistics.
+
+HA 2024.1 (``components/sensor/recorder.py`` and ``recorder/statistics.py``) compiles a
+statistic every 5 minutes and an hourly one from those. Its rules, which this module follows:
+
+* Only states that parse as finite floats count; other rows (``unavailable``, ``on``) are
+  dropped, so inside a 5-minute period the last number holds through a gap.
+* Each 5-minute period starts from the state in force at its start. If that state is not a
+  number, the period starts at its first numeric row; a period with no number has no statistic.
+* Period mean is time-weighted; period min/max run over its numeric rows *including* the
+  state in force at its start. Hourly mean = plain average of the period means present;
+  hourly min/max = min/max of the period ones.
+* ``sum`` (state_class total / total_increasing) chains every numeric row: an increase adds
+  ``value - previous``; a new cycle adds the new value from zero. total_increasing: a reading
+  below 90 % of the previous one is a new cycle and negative readings are skipped; total: a
+  change of the ``last_reset`` attribute is a new cycle. The first number ever is the zero point.
+
+Beyond HA: ``last``, ``count`` (rows in the window), ``unavailable_seconds``, ``on_seconds``
+(entities with on/off-like states) and ``covered_seconds`` (time carried by the period means,
+the weight of daily means). Fields that do not apply are NaN, meaning "not written".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypedDict
+
+import numpy as np
+import pandas as pd
+
+from ha_pipeline.timeseries.events import OFF_STATES, ON_STATES, UNAVAILABLE, parse_numbers
+
+PERIOD_SECONDS = 300
+# Meter reset threshold of HA's reset_detected (total_increasing).
+RESET_RATIO = 0.9
+TOTAL = "total"
+TOTAL_INCREASING = "total_increasing"
+
+TAG_COLUMNS: tuple[str, ...] = (
+    "entity_id",
+    "domain",
+    "device_class",
+    "area",
+    "device_name",
+    "integration",
+    "unit_of_measurement",
+)
+FIELD_COLUMNS: tuple[str, ...] = (
+    "mean",
+    "min",
+    "max",
+    "last",
+    "count",
+    "unavailable_seconds",
+    "on_seconds",
+    "sum_increase",
+    "covered_seconds",
+)
+SUMMARY_COLUMNS: tuple[str, ...] = ("time",) + TAG_COLUMNS + FIELD_COLUMNS
+
+
+class StartState(TypedDict, total=False):
+    """State in force at the window start.
+
+    ``last_numeric`` is the last number before the window (HA's stored ``state``), needed for
+    the sum when the start state is not a number (e.g. ``unavailable``); ``last_reset`` is the
+    attribute in force (state_class total).
+    """
+
+    state: str | None
+    last_numeric: float | None
+    last_reset: str | None
+
+
+def _utc(moment: datetime) -> pd.Timestamp:
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize(timezone.utc) if stamp.tzinfo is None else stamp.tz_convert(timezone.utc)
+
+
+def _normalise_last_reset(values: pd.Series) -> pd.Series:
+    """last_reset as comparable UTC instants (HA compares them as UTC ISO strings); invalid -> NaN."""
+    parsed = pd.to_datetime(values.astype(object), utc=True, errors="coerce", format="ISO8601")
+    return (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds().astype("float64")
+
+
+def start_states_from_events(events: pd.DataFrame) -> dict[str, StartState]:
+    """Start states implied by each entity's first event (its ``previous_state``).
+
+    Entities without an event in the window need a lookback read instead.
+    """
+    if events.empty:
+        return {}
+    first = events.sort_values("time", kind="stable").groupby("entity_id", sort=False).head(1)
+    return {
+        e: {"state": s}
+        for e, s in zip(first["entity_id"], first["previous_state"])
+        if isinstance(s, str)
+    }
+
+
+def _group_end(keys: np.ndarray) -> np.ndarray:
+    """True where the next row belongs to another group (keys sorted)."""
+    return np.r_[keys[1:] != keys[:-1], True]
+
+
+def _ffill_within(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Forward-fill NaNs of a float array inside runs of equal (sorted) keys."""
+    n = len(values)
+    idx = np.arange(n)
+    group_first = np.maximum.accumulate(np.where(np.r_[True, keys[1:] != keys[:-1]], idx, 0))
+    last_valid = np.maximum.accumulate(np.where(~np.isnan(values), idx, -1))
+    ok = last_valid >= group_first
+    return np.where(ok, values[np.maximum(last_valid, 0)], np.nan)
+
+
+def _sum_increase(
+    code: np.ndarray,
+    x: np.ndarray,
+    last_reset: np.ndarray,
+    state_class: np.ndarray,
+    n_entities: int,
+) -> np.ndarray:
+    """Increase of HA's ``sum`` per entity over its numeric rows (seed row first, then events)."""
+    is_inc = state_class[code] == TOTAL_INCREASING
+    is_total = state_class[code] == TOTAL
+    # HA skips negative total_increasing readings entirely (they do not move `state`).
+    use = ~np.isnan(x) & (is_total | (is_inc & (x >= 0)))
+    c, v, lr, inc = code[use], x[use], last_reset[use], is_inc[use]
+    same = np.r_[False, c[1:] == c[:-1]]
+    prev = np.where(same, np.r_[np.nan, v[:-1]], np.nan)
+    # A new cycle of `total` is a last_reset different from the last one seen (None never is).
+    lr_seen = _ffill_within(lr, c)
+    prev_lr = np.where(same, np.r_[np.nan, lr_seen[:-1]], np.nan)
+    new_cycle = np.where(
+        inc,
+        v < RESET_RATIO * prev,
+        ~np.isnan(lr) & ((lr != prev_lr) | np.isnan(prev_lr)),
+    )
+    step = np.where(np.isnan(prev), 0.0, np.where(new_cycle, v, v - prev))
+    out = np.bincount(c, weights=step, minlength=n_entities)
+    has_value = np.bincount(c, minlength=n_entities) > 0
+    wanted = np.isin(state_class, [TOTAL, TOTAL_INCREASING])
+    return np.where(has_value & wanted, out, np.nan)
+
+
+def hourly_summaries(
+    events: pd.DataFrame,
+    window_start: datetime,
+    window_end: datetime,
+    start_states: Mapping[str, StartState] | None = None,
+    entity_meta: Mapping[str, Mapping[str, Any]] | None = None,
+) -> pd.DataFrame:
+    """One summary row per entity for ``[window_start, window_end)`` (see module docstring).
+
+    ``events``: event frame (history_to_events columns; an optional ``last_reset`` column
+    enables `total` cycles). ``start_states``: state in force at the window start per entity
+    (default: derived from the first events' ``previous_state``). ``entity_meta``: per entity
+    ``state_class``, ``device_class``, ``unit_of_measurement``, ``area``, ``device_name``,
+    ``integration``. Entities with a known start state but no rows still get a row.
+    """
+    ws, we = _utc(window_start), _utc(window_end)
+    width = (we - ws).total_seconds()
+    entity_meta = entity_meta or {}
+    ev = events
+    if not ev.empty:
+        times = pd.to_datetime(ev["time"], utc=True)
+        ev = ev.assign(time=times)[(times >= ws) & (times < we)]
+    if start_states is None:
+        start_states = start_states_from_events(ev)
+
+    known_start = [e for e, s in start_states.items() if isinstance((s or {}).get("state"), str)]
+    entity_ids = pd.Index(pd.unique(np.r_[ev["entity_id"].to_numpy(dtype=object), np.asarray(known_start, dtype=object)]))
+    n_ent = len(entity_ids)
+    if n_ent == 0:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in SUMMARY_COLUMNS})
+
+    k_periods = int(np.ceil(width / PERIOD_SECONDS))
+    period_start = np.arange(k_periods) * float(PERIOD_SECONDS)
+    period_end = np.minimum(period_start + PERIOD_SECONDS, width)
+
+    # Row set: one boundary row per entity and period (state in force at the period start;
+    # period 0 carries the start state) followed by the window's events.
+    starts = [start_states.get(e) or {} for e in entity_ids]
+    start_state = pd.Series([s.get("state") for s in starts], dtype=object)
+    start_lr = pd.Series([s.get("last_reset") for s in starts], dtype=object)
+    start_last_numeric = np.asarray(
+        [s.get("last_numeric") if s.get("last_numeric") is not None else np.nan for s in starts],
+        dtype="float64",
+    )
+    ev_code = entity_ids.get_indexer(ev["entity_id"])
+    ev_t = (ev["time"] - ws).dt.total_seconds().to_numpy() if not ev.empty else np.zeros(0)
+    ev_lr = ev["last_reset"] if "last_reset" in ev.columns else pd.Series([None] * len(ev), dtype=object)
+
+    n_bound = n_ent * k_periods
+    code = np.r_[np.repeat(np.arange(n_ent), k_periods), ev_code]
+    t = np.r_[np.tile(period_start, n_ent), ev_t]
+    kind = np.r_[np.zeros(n_bound, dtype=np.int8), np.ones(len(ev), dtype=np.int8)]
+    period = np.r_[np.tile(np.arange(k_periods), n_ent), np.minimum((ev_t // PERIOD_SECONDS).astype(np.int64), k_periods - 1)]
+    carries_state = np.r_[np.tile(np.arange(k_periods) == 0, n_ent), np.ones(len(ev), dtype=bool)]
+    states = pd.concat(
+        [pd.Series(np.repeat(start_state.to_numpy(dtype=object), k_periods), dtype=object), ev["state_value"].astype(object)],
+        ignore_index=True,
+    )
+    lr_all = _normalise_last_reset(
+        pd.concat([pd.Series(np.repeat(start_lr.to_numpy(dtype=object), k_periods), dtype=object), ev_lr.astype(object)], ignore_index=True)
+    ).to_numpy()
+
+    # Boundary rows sort before events at the same instant: HA's period start state is the
+    # last row strictly before the period start, and a row exactly at it is inside the period.
+    order = np.lexsort((kind, t, code))
+    code, t, kind, period, carries_state = code[order], t[order], kind[order], period[order], carries_state[order]
+    states = states.iloc[order].reset_index(drop=True)
+    lr_all = lr_all[order]
+    x = parse_numbers(states).to_numpy(copy=True)
+    is_unavailable = (states == UNAVAILABLE).to_numpy()
+    is_on = states.isin(ON_STATES).to_numpy()
+    is_onoff = is_on | states.isin(OFF_STATES).to_numpy()
+
+    # Later boundary rows copy the row in force (start state or last event before them).
+    idx = np.arange(len(code))
+    src = np.maximum.accumulate(np.where(carries_state, idx, 0))
+    x, lr_all = x[src], lr_all[src]
+    is_unavailable, is_on, is_onoff = is_unavailable[src], is_on[src], is_onoff[src]
+
+    # Each row holds until the next row of its period, or the period end.
+    group = code * k_periods + period
+    last_in_group = _group_end(group)
+    t_next = np.where(last_in_group, period_end[period], np.r_[t[1:], 0.0])
+    dur = t_next - t
+
+    xf = _ffill_within(x, group)
+    held = ~np.isnan(xf)
+    n_groups = n_ent * k_periods
+    weighted = np.bincount(group, weights=np.where(held, xf * dur, 0.0), minlength=n_groups)
+    covered = np.bincount(group, weights=np.where(held, dur, 0.0), minlength=n_groups)
+    present = np.bincount(group, weights=(~np.isnan(x)).astype(float), minlength=n_groups) > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # HA returns 0.0 when a period has no measurable duration.
+        period_mean = np.where(covered > 0, weighted / covered, 0.0)
+    period_mean = np.where(present, period_mean, np.nan).reshape(n_ent, k_periods)
+    n_present = (~np.isnan(period_mean)).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n_present > 0, np.nansum(period_mean, axis=1) / n_present, np.nan)
+
+    xs = pd.Series(x)
+    per_entity = xs.groupby(code)
+    minimum = per_entity.min().reindex(range(n_ent)).to_numpy()
+    maximum = per_entity.max().reindex(range(n_ent)).to_numpy()
+    last = per_entity.last().reindex(range(n_ent)).to_numpy()
+
+    count = np.bincount(code[kind == 1], minlength=n_ent).astype("int64")
+    unavailable_seconds = np.bincount(code, weights=np.where(is_unavailable, dur, 0.0), minlength=n_ent)
+    on_seconds = np.bincount(code, weights=np.where(is_on, dur, 0.0), minlength=n_ent)
+    onoff_like = np.bincount(code, weights=is_onoff.astype(float), minlength=n_ent) > 0
+    on_seconds = np.where(onoff_like, on_seconds, np.nan)
+
+    state_class = np.asarray([(entity_meta.get(e) or {}).get("state_class") for e in entity_ids], dtype=object)
+    # Sum chain: seed (start number, else the last number before the window) then events.
+    seed_x = x[(kind == 0) & (t == 0.0) & carries_state]
+    seed_code = code[(kind == 0) & (t == 0.0) & carries_state]
+    seed_lr = lr_all[(kind == 0) & (t == 0.0) & carries_state]
+    seed_x = np.where(np.isnan(seed_x), start_last_numeric[seed_code], seed_x)
+    ev_rows = kind == 1
+    sum_code = np.r_[seed_code, code[ev_rows]]
+    sum_order = np.argsort(sum_code, kind="stable")
+    sum_increase = _sum_increase(
+        sum_code[sum_order],
+        np.r_[seed_x, x[ev_rows]][sum_order],
+        np.r_[seed_lr, lr_all[ev_rows]][sum_order],
+        state_class,
+        n_ent,
+    )
+
+    out = pd.DataFrame({"time": pd.Series([ws] * n_ent, dtype="datetime64[ns, UTC]")})
+    out = out.assign(**_tags(entity_ids, ev, entity_meta))
+    out = out.assign(
+        mean=mean,
+        min=minimum,
+        max=maximum,
+        last=last,
+        count=count,
+        unavailable_seconds=unavailable_seconds,
+        on_seconds=on_seconds,
+        sum_increase=sum_increase,
+        covered_seconds=covered.reshape(n_ent, k_periods).sum(axis=1),
+    )
+    return out[list(SUMMARY_COLUMNS)]
+
+
+def _tags(entity_ids: pd.Index, events: pd.DataFrame, meta: Mapping[str, Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """Tag columns per entity: the inventory's values, else the last event's."""
+    last_event = events.groupby("entity_id", sort=False).last() if not events.empty else pd.DataFrame()
+    tags: dict[str, np.ndarray] = {
+        "entity_id": entity_ids.to_numpy(dtype=object),
+        "domain": np.asarray([str(e).split(".", 1)[0] for e in entity_ids], dtype=object),
+    }
+    for col in TAG_COLUMNS[2:]:
+        from_meta = pd.Series([(meta.get(e) or {}).get(col) or None for e in entity_ids], index=entity_ids, dtype=object)
+        if col in last_event.columns:
+            from_meta = from_meta.fillna(last_event[col].reindex(entity_ids).astype(object))
+        tags[col] = from_meta.to_numpy(dtype=object)
+    return tags
+
+
+def daily_from_hourly(hourly: pd.DataFrame, day_start: datetime) -> pd.DataFrame:
+    """Daily rows from the hourly rows of ``[day_start, day_start + 1 day)``.
+
+    mean weighted by ``covered_seconds``; min/max/last over the hours; counts and seconds added.
+    """
+    ds = _utc(day_start)
+    hours = hourly.assign(time=pd.to_datetime(hourly["time"], utc=True))
+    hours = hours[(hours["time"] >= ds) & (hours["time"] < ds + timedelta(days=1))]
+    if hours.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in SUMMARY_COLUMNS})
+    hours = hours.sort_values(["entity_id", "time"], kind="stable")
+    weight = hours["covered_seconds"].where(hours["mean"].notna(), 0.0).fillna(0.0)
+    hours = hours.assign(_wm=(hours["mean"].fillna(0.0) * weight), _w=weight)
+    g = hours.groupby("entity_id", sort=True)
+    daily = pd.DataFrame(
+        {
+            "min": g["min"].min(),
+            "max": g["max"].max(),
+            "last": g["last"].last(),
+            "count": g["count"].sum().astype("int64"),
+            "unavailable_seconds": g["unavailable_seconds"].sum(),
+            "on_seconds": g["on_seconds"].sum(min_count=1),
+            "sum_increase": g["sum_increase"].sum(min_count=1),
+            "covered_seconds": g["covered_seconds"].sum(),
+        }
+    )
+    w = g["_w"].sum()
+    daily["mean"] = (g["_wm"].sum() / w).where(w > 0)
+    tags = g[list(TAG_COLUMNS[1:])].last()
+    daily = daily.join(tags).reset_index()
+    daily.insert(0, "time", pd.Series([ds] * len(daily), dtype="datetime64[ns, UTC]"))
+    return daily[list(SUMMARY_COLUMNS)]
