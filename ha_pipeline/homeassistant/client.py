@@ -505,6 +505,8 @@ class AsyncHomeAssistantClient:
         types: list[str] | None = None,
     ) -> dict[str, list[dict[str, Any]]]:
         """``recorder/statistics_during_period``; ``start``/``end`` of rows are epoch milliseconds."""
+        if not statistic_ids:
+            return {}  # HA rejects an empty list as invalid_format
         params: dict[str, Any] = {"start_time": _iso(start), "statistic_ids": statistic_ids, "period": period}
         if end is not None:
             params["end_time"] = _iso(end)

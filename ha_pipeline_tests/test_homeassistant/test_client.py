@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -212,6 +214,8 @@ def test_statistics_during_period_params(server: ScriptedServer) -> None:
     assert result == recorded
     request = server.received[-1]
     assert request["period"] == "day" and request["units"] == {"energy": "Wh"} and "end_time" not in request
+    with HomeAssistantClient(server.url, TOKEN) as ha:
+        assert ha.statistics_during_period(start, None, []) == {}
 
 
 def test_subscribe_events_delivers_events_and_unsubscribes(server: ScriptedServer) -> None:
@@ -289,6 +293,21 @@ def test_connection_refused_ends_in_cannot_connect_after_the_budget(caplog: pyte
     seconds = float(message.split(" over ")[1].split(" s:")[0])
     assert attempts >= 3 and 1.4 <= seconds < 5
     assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert_no_token(info.value, caplog)
+
+
+def test_server_that_never_completes_the_handshake_times_out(caplog: pytest.LogCaptureFixture) -> None:
+    with socket.socket() as listener:  # accepts TCP connections (backlog) but never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        url = f"ws://127.0.0.1:{listener.getsockname()[1]}/api/websocket"
+        started = time.monotonic()
+        with pytest.raises(CannotConnectError) as info:
+            HomeAssistantClient(url, TOKEN, connect_timeout=0.3, retry_budget_seconds=1).config()
+        elapsed = time.monotonic() - started
+    assert f"Cannot reach Home Assistant at {url} after " in str(info.value)
+    assert ": no answer within 0.3 s. Check HA_URL" in str(info.value)
+    assert elapsed < 5
     assert_no_token(info.value, caplog)
 
 
