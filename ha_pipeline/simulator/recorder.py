@@ -1,0 +1,336 @@
+"""The simulated recorder: history_during_period and statistics in HA 2024.1's exact shapes.
+
+Generated rows (before ``home.now``) and rows written at runtime (``home.runtime_rows``) are
+served together, so a state set through ``call_service`` shows up in later history queries.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Iterable
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from ha_pipeline.simulator.history import METER_ORIGIN, Rows, meter_total
+
+if TYPE_CHECKING:
+    from ha_pipeline.simulator.home import SimulatedHome
+
+# HA's recorder keeps attribute-only updates of these domains as significant
+SIGNIFICANT_DOMAINS = frozenset({"climate", "device_tracker", "humidifier", "thermostat", "water_heater"})
+# minimal_response keeps full rows for these domains
+NEED_ATTRIBUTE_DOMAINS = frozenset({"climate", "humidifier", "input_datetime", "thermostat", "water_heater"})
+
+
+class _Timeline:
+    """One entity's rows as parallel lists: state, attributes, lu, lc (None when == lu)."""
+
+    __slots__ = ("states", "attrs", "lu", "lc", "start")
+
+    def __init__(self) -> None:
+        self.states: list[str] = []
+        self.attrs: list[dict[str, Any]] = []
+        self.lu: list[float] = []
+        self.lc: list[float | None] = []
+        self.start: tuple[str, dict[str, Any], float, float | None] | None = None
+
+
+def _format(home: "SimulatedHome", eid: str, rows: Rows, a: int, b: int) -> tuple[list[str], list[dict[str, Any]]]:
+    """State strings and attribute dicts of rows[a:b] of one entity."""
+    src = home.sources[eid]
+    n = b - a
+    unavailable = rows.unavailable[a:b].tolist()
+    if src.kind == "constant":
+        return [src.constant] * n, [src.attributes] * n
+    if src.kind in ("binary", "light"):
+        on = rows.value[a:b].tolist()
+        states = ["unavailable" if u else ("on" if v else "off") for v, u in zip(on, unavailable)]
+        if src.kind == "binary":
+            return states, [src.attributes] * n
+        attrs = []
+        for state, level in zip(states, rows.brightness[a:b].tolist()):
+            if state == "on":
+                attrs.append({**src.attributes, "color_mode": "brightness", "brightness": level})
+            else:
+                attrs.append(src.attributes)
+        return states, attrs
+    decimals = 3 if src.kind == "meter" else src.decimals
+    fmt = f"{{:.{decimals}f}}"
+    values = rows.value[a:b].tolist()
+    return ["unavailable" if u else fmt.format(v) for v, u in zip(values, unavailable)], [src.attributes] * n
+
+
+def timelines(home: "SimulatedHome", entity_ids: Iterable[str], t0: float, t1: float) -> dict[str, _Timeline]:
+    """Per known entity: the state in force before ``t0`` and the rows with t0 < lu < t1."""
+    ids = [e for e in dict.fromkeys(entity_ids) if e in home.sources]
+    positions = {e: home._source_pos.get(e) for e in ids}
+    generated = sorted(p for p in positions.values() if p is not None)
+    out = {e: _Timeline() for e in ids}
+    if generated:
+        g0, g1 = min(t0, home.now), min(t1, home.now)
+        prior, window = home.generator.window(g0, g1, np.asarray(generated, dtype=np.int64))
+        prior_at = {int(p): i for i, p in enumerate(prior.pos.tolist())}
+        bounds = np.searchsorted(window.pos, np.asarray(generated), side="left").tolist()
+        ends = np.searchsorted(window.pos, np.asarray(generated), side="right").tolist()
+        span = {p: (a, b) for p, a, b in zip(generated, bounds, ends)}
+        for eid, pos in positions.items():
+            if pos is None:
+                continue
+            tl = out[eid]
+            if pos in prior_at:
+                i = prior_at[pos]
+                s, at = _format(home, eid, prior, i, i + 1)
+                lc = prior.lc[i]
+                tl.start = (s[0], at[0], float(prior.lu[i]), None if math.isnan(lc) else float(lc))
+            a, b = span[pos]
+            if b > a:
+                tl.states, tl.attrs = _format(home, eid, window, a, b)
+                tl.lu = window.lu[a:b].tolist()
+                tl.lc = [None if math.isnan(x) else x for x in window.lc[a:b].tolist()]
+    for eid in ids:
+        extra = home.runtime_rows.get(eid)
+        if not extra:
+            continue
+        tl = out[eid]
+        for row in extra:
+            lc = None if row["lc"] == row["lu"] else row["lc"]
+            if row["lu"] < t0:
+                tl.start = (row["s"], row["a"], row["lu"], lc)
+            elif row["lu"] < t1 and row["lu"] != t0:
+                tl.states.append(row["s"])
+                tl.attrs.append(row["a"])
+                tl.lu.append(row["lu"])
+                tl.lc.append(lc)
+    return out
+
+
+def state_in_force(home: "SimulatedHome", t: float) -> dict[str, tuple[tuple[str, dict[str, Any]], float, float]]:
+    """Per entity: ((state, attributes), last_updated, last_changed) of the last row before ``t``."""
+    result = {}
+    for eid, tl in timelines(home, list(home.sources), t, t).items():
+        if tl.start is None:
+            src = home.sources[eid]
+            result[eid] = ((src.constant if src.kind == "constant" else "unknown", src.attributes), -math.inf, -math.inf)
+            continue
+        s, a, lu, lc = tl.start
+        result[eid] = ((s, a), lu, lu if lc is None else lc)
+    return result
+
+
+def history_during_period(home: "SimulatedHome", start: float, end: float, entity_ids: list[str], *,
+                          include_start_time_state: bool = True, significant_changes_only: bool = True,
+                          minimal_response: bool = False, no_attributes: bool = False) -> dict[str, list[dict[str, Any]]]:
+    """``history/history_during_period`` result: HA's compressed rows ``{s, a?, lu, lc?}``."""
+    result: dict[str, list[dict[str, Any]]] = {}
+    for eid, tl in timelines(home, entity_ids, start, end).items():
+        domain = eid.split(".", 1)[0]
+        keep_attr_only = domain in SIGNIFICANT_DOMAINS or not significant_changes_only
+        full = not minimal_response or domain in NEED_ATTRIBUTE_DOMAINS
+        rows: list[dict[str, Any]] = []
+        if include_start_time_state and tl.start is not None:
+            s, a, _, _ = tl.start
+            rows.append({"s": s, "lu": start} if no_attributes else {"s": s, "a": a, "lu": start})
+        states, attrs, lus, lcs = tl.states, tl.attrs, tl.lu, tl.lc
+        if not keep_attr_only:
+            keep = [i for i, lc in enumerate(lcs) if lc is None]
+            if len(keep) != len(lcs):
+                states = [states[i] for i in keep]
+                attrs = [attrs[i] for i in keep]
+                lus = [lus[i] for i in keep]
+                lcs = [lcs[i] for i in keep]
+        i0 = 0
+        if not rows and states:
+            rows.append(_row(states[0], attrs[0], lus[0], lcs[0], no_attributes))
+            i0 = 1
+        if full:
+            rows.extend(_row(s, a, lu, lc, no_attributes) for s, a, lu, lc in
+                        zip(states[i0:], attrs[i0:], lus[i0:], lcs[i0:]))
+        elif rows:
+            # minimal_response: later rows are state changes only, as {s, lu}
+            prev = rows[0]["s"]
+            for s, lu in zip(states[i0:], lus[i0:]):
+                if s != prev:
+                    rows.append({"s": s, "lu": lu})
+                    prev = s
+        if rows:
+            result[eid] = rows
+    return result
+
+
+def _row(s: str, a: dict[str, Any], lu: float, lc: float | None, no_attributes: bool) -> dict[str, Any]:
+    row: dict[str, Any] = {"s": s} if no_attributes else {"s": s, "a": a}
+    row["lu"] = lu
+    if lc is not None:
+        row["lc"] = lc
+    return row
+
+
+# ---------------------------------------------------------------------------- statistics
+STAT_TYPES = ("mean", "min", "max", "last_reset", "state", "sum", "change")
+_UNIT_FACTORS: dict[str, dict[str, float]] = {
+    "energy": {"Wh": 1000.0, "kWh": 1.0, "MWh": 0.001},
+    "power": {"W": 1.0, "kW": 0.001},
+}
+_UNIT_CLASS = {"°C": "temperature", "°F": "temperature", "K": "temperature", "kWh": "energy", "Wh": "energy",
+               "MWh": "energy", "W": "power", "kW": "power", "%": "unitless", "V": "voltage", "A": "current",
+               "lx": "illuminance", "dBm": "signal_strength"}
+
+
+def _converter(unit: str | None, units: dict[str, str]) -> tuple[Any, str | None]:
+    """Value converter from the sensor's unit to the requested unit of its class."""
+    cls = _UNIT_CLASS.get(unit or "")
+    target = units.get(cls or "") if units else None
+    if not target or target == unit:
+        return (lambda v: v), unit
+    if cls == "temperature":
+        to_c = {"°C": lambda v: v, "°F": lambda v: (v - 32) / 1.8, "K": lambda v: v - 273.15}[unit]
+        from_c = {"°C": lambda v: v, "°F": lambda v: v * 1.8 + 32, "K": lambda v: v + 273.15}.get(target)
+        if from_c is None:
+            return (lambda v: v), unit
+        return (lambda v: from_c(to_c(v))), target
+    factors = _UNIT_FACTORS.get(cls or "", {})
+    if unit in factors and target in factors:
+        f = factors[target] / factors[unit]
+        return (lambda v: v * f), target
+    return (lambda v: v), unit
+
+
+def period_bounds(period: str, start: float, end: float, tz: ZoneInfo) -> list[tuple[float, float]]:
+    """Period buckets overlapping [start, end): UTC-aligned for 5minute/hour, local for day/week/month."""
+    if period in ("5minute", "hour"):
+        size = 300 if period == "5minute" else 3600
+        first = math.ceil(start / size) * size
+        return [(t, t + size) for t in range(int(first), int(math.ceil(end)), size) if t < end]
+    local = datetime.fromtimestamp(start, tz)
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "week":
+        day -= timedelta(days=day.weekday())
+    elif period == "month":
+        day = day.replace(day=1)
+    bounds = []
+    cur = day
+    while cur.timestamp() < end:
+        if period == "day":
+            nxt = cur + timedelta(days=1)
+        elif period == "week":
+            nxt = cur + timedelta(days=7)
+        else:
+            nxt = (cur.replace(day=28) + timedelta(days=4)).replace(day=1)
+        nxt = nxt.replace(tzinfo=None).replace(tzinfo=tz)  # re-resolve DST offset of the wall-clock time
+        bounds.append((cur.timestamp(), nxt.timestamp()))
+        cur = nxt
+    return bounds
+
+
+def statistic_meta(home: "SimulatedHome", eid: str) -> dict[str, Any] | None:
+    """``recorder/list_statistic_ids`` item for a sensor with a state_class, else None."""
+    src = home.sources.get(eid)
+    if src is None or not eid.startswith("sensor.") or "state_class" not in src.attributes:
+        return None
+    unit = src.attributes.get("unit_of_measurement")
+    has_sum = src.attributes["state_class"] in ("total", "total_increasing")
+    return {"statistic_id": eid, "display_unit_of_measurement": unit, "has_mean": not has_sum, "has_sum": has_sum,
+            "name": None, "source": "recorder", "statistics_unit_of_measurement": unit,
+            "unit_class": _UNIT_CLASS.get(unit or "") if unit != "EUR/kWh" else None}
+
+
+def list_statistic_ids(home: "SimulatedHome", statistic_type: str | None = None) -> list[dict[str, Any]]:
+    """All statistic ids, optionally only those with a mean or a sum."""
+    out = []
+    for eid in home.sources:
+        meta = statistic_meta(home, eid)
+        if meta is None:
+            continue
+        if statistic_type == "mean" and not meta["has_mean"] or statistic_type == "sum" and not meta["has_sum"]:
+            continue
+        out.append(meta)
+    return out
+
+
+def statistics_during_period(home: "SimulatedHome", start: float, end: float, statistic_ids: list[str],
+                             period: str, types: list[str] | None = None,
+                             units: dict[str, str] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Long-term statistics computed from the simulated history with HA's time-weighted semantics.
+
+    Only closed periods (ending before now) exist, as in HA. ``start``/``end`` of rows are ms epochs.
+    """
+    wanted = [t for t in STAT_TYPES if types is None or t in types]
+    now = max(home.now, datetime.now(timezone.utc).timestamp())
+    end = min(end, now)
+    buckets = [(a, b) for a, b in period_bounds(period, start, end, ZoneInfo(home.time_zone)) if b <= now]
+    ids = [e for e in statistic_ids if statistic_meta(home, e) is not None]
+    if not buckets or not ids:
+        return {}
+    lines = timelines(home, ids, buckets[0][0], buckets[-1][1])
+    result: dict[str, list[dict[str, Any]]] = {}
+    for eid in ids:
+        src = home.sources[eid]
+        tl = lines[eid]
+        meta = statistic_meta(home, eid)
+        convert, _ = _converter(meta["statistics_unit_of_measurement"], units or {})
+        times = ([tl.start[2]] if tl.start else []) + tl.lu
+        vals = ([_num(tl.start[0])] if tl.start else []) + [_num(s) for s in tl.states]
+        if not times:
+            continue
+        t = np.asarray(times)
+        v = np.asarray(vals, dtype=float)
+        rows = []
+        prev_sum: float | None = None
+        for a, b in buckets:
+            i0 = int(np.searchsorted(t, a, side="right")) - 1  # row in force at a
+            lo = i0 + 1
+            hi = int(np.searchsorted(t, b, side="left"))
+            if i0 >= 0:
+                seg_t = np.concatenate([[a], t[lo:hi]])
+                seg_real_t = np.concatenate([[t[i0]], t[lo:hi]])
+                seg_v = np.concatenate([[v[i0]], v[lo:hi]])
+            else:
+                seg_t = seg_real_t = t[lo:hi]
+                seg_v = v[lo:hi]
+            ok = ~np.isnan(seg_v)
+            if not ok.any():
+                continue
+            dur = np.diff(np.concatenate([seg_t, [b]]))
+            rec: dict[str, Any] = {"start": int(a * 1000), "end": int(b * 1000)}
+            stat: dict[str, Any] = dict.fromkeys(STAT_TYPES)
+            if meta["has_mean"]:
+                weight = dur[ok].sum()
+                stat["mean"] = convert(float((seg_v[ok] * dur[ok]).sum() / weight)) if weight > 0 else convert(float(seg_v[ok][-1]))
+                stat["min"] = convert(float(seg_v[ok].min()))
+                stat["max"] = convert(float(seg_v[ok].max()))
+            else:
+                last = int(np.nonzero(ok)[0][-1])
+                stat["state"] = convert(float(seg_v[last]))
+                last_t = float(seg_real_t[last])
+                if src.kind == "meter":
+                    total = float(meter_total(np.asarray([last_t]), np.asarray([src.daily]), np.asarray([src.phase]))[0])
+                    origin = float(meter_total(np.asarray([METER_ORIGIN]), np.asarray([src.daily]), np.asarray([src.phase]))[0])
+                    stat["sum"] = convert(round(total - origin, 3))
+                else:
+                    stat["sum"] = stat["state"]
+                stat["change"] = stat["sum"] - prev_sum if prev_sum is not None else _first_change(
+                    home, src, a, convert, stat["sum"])
+                prev_sum = stat["sum"]
+            rec.update({k: stat[k] for k in wanted})
+            rows.append(rec)
+        if rows:
+            result[eid] = rows
+    return result
+
+
+def _first_change(home: "SimulatedHome", src: Any, a: float, convert: Any, current: float) -> float:
+    """Change of the first bucket: sum now minus the sum at the bucket start."""
+    if src.kind != "meter":
+        return 0.0
+    before = float(meter_total(np.asarray([a]), np.asarray([src.daily]), np.asarray([src.phase]))[0])
+    origin = float(meter_total(np.asarray([METER_ORIGIN]), np.asarray([src.daily]), np.asarray([src.phase]))[0])
+    return current - convert(round(before - origin, 3))
+
+
+def _num(state: str) -> float:
+    try:
+        return float(state)
+    except ValueError:
+        return math.nan
