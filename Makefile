@@ -10,8 +10,10 @@ PYTEST_ARGS ?=
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml setup.py
-	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet -e '.[test]'
+	@start=$$(date +%s); \
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV); \
+	$(VENV)/bin/pip install --quiet -e '.[test]' && \
+	echo "venv: installed ha_pipeline[test] into $(VENV) in $$(( $$(date +%s) - start )) s"
 	@touch $@
 
 ## system-deps: Debian influxdb, postgresql, chromium (apt-get, only what is missing)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from datetime import datetime, timedelta, timezone
 
 import requests
 import sqlalchemy as sa
+from websockets.sync.client import connect
 
 from ha_pipeline_tests.testbed.homeassistant import RealHomeAssistant
 from ha_pipeline_tests.testbed.influxdb import InfluxServer
@@ -130,10 +132,6 @@ def test_real_ha_call_service_toggles_the_switch(real_ha: RealHomeAssistant) -> 
 
 
 def test_real_ha_large_registry_passes_one_mebibyte(real_ha_large: RealHomeAssistant) -> None:
-    import json
-
-    from websockets.sync.client import connect
-
     # Measure the raw frame, as a client with websockets' default 1 MiB cap would receive it.
     with connect(real_ha_large.ws_url, max_size=None) as ws:
         ws.recv(10)
