@@ -6,34 +6,36 @@ from ha_pipeline.defs import checks, jobs, operations, schedules, sensors
 from ha_pipeline.defs.assets import history, inventory, snapshots
 from ha_pipeline.defs.resources import default_resources
 
-pipeline_defs = dg.Definitions(
-    assets=[
-        *inventory.ha_registries,
-        inventory.ha_history,
-        inventory.discovery,
-        snapshots.device_snapshots,
-        snapshots.entity_snapshots,
-        history.events,
-        history.hourly_summaries_asset,
-        history.daily_summaries_asset,
-    ],
-    asset_checks=[
-        checks.inventory_integrity,
-        checks.entities_with_removed_device,
-        checks.events_match_ha_rows,
-        checks.hourly_counts_match_events,
-        checks.hourly_summaries_finite,
-        checks.daily_summaries_finite,
-        checks.daily_mean_matches_hourly,
-    ],
-    jobs=[jobs.discovery_job, jobs.events_job, jobs.daily_rollup_job],
-    schedules=[
-        schedules.discovery_schedule,
-        schedules.events_schedule,
-        schedules.daily_rollup_schedule,
-    ],
-    sensors=[sensors.registry_change_sensor],
-    resources=default_resources(),
+defs = dg.Definitions.merge(
+    dg.Definitions(
+        assets=[
+            *inventory.ha_registries,
+            inventory.ha_history,
+            inventory.discovery,
+            snapshots.device_snapshots,
+            snapshots.entity_snapshots,
+            history.events,
+            history.hourly_summaries_asset,
+            history.daily_summaries_asset,
+        ],
+        asset_checks=[
+            checks.inventory_integrity,
+            checks.entities_with_removed_device,
+            checks.events_match_ha_rows,
+            checks.hourly_counts_match_events,
+            checks.hourly_summaries_finite,
+            checks.daily_summaries_finite,
+            checks.daily_mean_matches_hourly,
+        ],
+        jobs=[jobs.discovery_job, jobs.events_job, jobs.daily_rollup_job],
+        schedules=[
+            schedules.discovery_schedule,
+            schedules.events_schedule,
+            schedules.daily_rollup_schedule,
+        ],
+        sensors=[sensors.registry_change_sensor],
+        resources=default_resources(),
+    ),
+    # Retention job, storage report and their schedules (issue 6).
+    operations.defs,
 )
-
-defs = dg.Definitions.merge(pipeline_defs, operations.defs)

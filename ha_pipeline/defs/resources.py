@@ -13,7 +13,12 @@ from pydantic import PrivateAttr
 from ha_pipeline.homeassistant.client import HomeAssistantClient
 from ha_pipeline.metadata.store import MetadataStore
 from ha_pipeline.timeseries.backend import TimeseriesBackend, make_backend
-from ha_pipeline.timeseries.buckets import BucketSpec, default_bucket_specs
+from ha_pipeline.timeseries.buckets import (
+    DEFAULT_URL,
+    BucketSpec,
+    InfluxSettings,
+    default_bucket_specs,
+)
 
 
 class HomeAssistantResource(dg.ConfigurableResource):
@@ -65,31 +70,40 @@ class MetadataStoreResource(dg.ConfigurableResource):
 class InfluxDBResource(dg.ConfigurableResource):
     """InfluxDB 1.x or 2.x, chosen by `api_version` (env `INFLUXDB_API_VERSION`)."""
 
-    url: str = "http://127.0.0.1:8086"
-    api_version: str = "2"
+    url: str = DEFAULT_URL
+    api_version: int = 2
     token: str | None = None
     org: str | None = None
     username: str | None = None
     password: str | None = None
-    timeout_seconds: float = 30.0
+    timeout_seconds: float = 60.0
+
+    _backend: TimeseriesBackend | None = PrivateAttr(default=None)
 
     def backend(self) -> TimeseriesBackend:
-        """A backend for the configured server and API version."""
-        return make_backend(
-            {
-                "url": self.url,
-                "api_version": self.api_version,
-                "token": self.token,
-                "org": self.org,
-                "username": self.username,
-                "password": self.password,
-                "timeout_seconds": self.timeout_seconds,
-            }
-        )
+        """The backend for the configured server and API version (one per execution)."""
+        if self._backend is None:
+            self._backend = make_backend(
+                InfluxSettings(
+                    url=self.url.rstrip("/"),
+                    api_version=self.api_version,
+                    token=self.token,
+                    org=self.org,
+                    username=self.username,
+                    password=self.password,
+                    timeout_seconds=self.timeout_seconds,
+                )
+            )
+        return self._backend
 
     def bucket_specs(self) -> dict[str, BucketSpec]:
         """Bucket names and retentions from `INFLUXDB_BUCKET_*` / `*_RETENTION_DAYS`."""
         return default_bucket_specs(os.environ)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
 
 
 def _optional_env(name: str) -> dg.EnvVar | None:
@@ -102,8 +116,8 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         "ha": HomeAssistantResource(url=dg.EnvVar("HA_URL"), token=dg.EnvVar("HA_TOKEN")),
         "metadata_store": MetadataStoreResource(),
         "influxdb": InfluxDBResource(
-            url=os.environ.get("INFLUXDB_URL", "http://127.0.0.1:8086"),
-            api_version=os.environ.get("INFLUXDB_API_VERSION", "2"),
+            url=os.environ.get("INFLUXDB_URL") or DEFAULT_URL,
+            api_version=int(os.environ.get("INFLUXDB_API_VERSION") or 2),
             token=_optional_env("INFLUXDB_TOKEN"),
             org=os.environ.get("INFLUXDB_ORG"),
             username=os.environ.get("INFLUXDB_USERNAME"),

@@ -113,8 +113,13 @@ def test_secrets_are_env_vars_not_config():
     assert isinstance(ha.token, dg.EnvVar) or "HA_TOKEN" in repr(ha.token)
 
 
-def test_dagster_definitions_validate():
-    env = {"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", "HOME": str(REPO)}
+def test_dagster_definitions_validate(tmp_path):
+    # A bare environment: no HA_URL/HA_TOKEN/INFLUXDB_*; loading must not need them.
+    env = {
+        "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "DAGSTER_HOME": str(tmp_path),
+    }
     result = subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
         cwd=REPO,

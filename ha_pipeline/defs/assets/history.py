@@ -179,8 +179,9 @@ def events(
             started = time.monotonic()
             backend.delete(spec.name, spec.measurement, start, end)
             try:
+                # HA stamps rows in microseconds; coarser precision would merge rows of one second.
                 written = backend.write(
-                    spec.name, frame, spec.measurement, EVENT_TAGS, EVENT_FIELDS
+                    spec.name, frame, spec.measurement, EVENT_TAGS, EVENT_FIELDS, precision="us"
                 )
             except RetentionRejectedError:
                 skipped.append(start.isoformat())
