@@ -42,6 +42,11 @@ def _probe_sensor(states: list[State]) -> State:
     raise AssertionError("the home has no numeric sensor to probe")
 
 
+def _switch(states: list[State]) -> State:
+    """A switch that is on or off (both homes have one)."""
+    return next(s for s in states if s.entity_id.startswith("switch.") and s.state in ("on", "off"))
+
+
 def test_auth_ok(ha_server: Any) -> None:
     with HomeAssistantClient(ha_server.url, ha_server.token) as ha:
         config = ha.config()
@@ -62,8 +67,13 @@ def test_auth_invalid_is_one_clear_line_without_the_token(
         "create a long-lived access token in your Home Assistant profile (Profile → Security → "
         "Long-lived access tokens) and set HA_TOKEN."
     )
+    # In-process servers (the simulator) log their own side; only the client's records count.
+    client_log = "\n".join(
+        r.getMessage() for r in caplog.records if not r.name.startswith(("websockets.server", "ha_pipeline.simulator"))
+    )
+    assert '"access_token": "***"' in client_log  # the auth frame was logged, redacted
     for secret in (WRONG_TOKEN, ha_server.token):
-        assert secret not in message and secret not in caplog.text
+        assert secret not in message and secret not in client_log
 
 
 def test_every_typed_helper(ha_server: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -111,7 +121,7 @@ def test_every_typed_helper(ha_server: Any, caplog: pytest.LogCaptureFixture) ->
 
 def test_call_service_changes_a_state(ha_server: Any) -> None:
     with HomeAssistantClient(ha_server.url, ha_server.token) as ha:
-        switch = next(s for s in ha.states() if s.entity_id.startswith("switch.") and s.state in ("on", "off"))
+        switch = _switch(ha.states())
         wanted = "off" if switch.state == "on" else "on"
         result = ha.call_service("switch", f"turn_{wanted}", target={"entity_id": switch.entity_id})
         assert set(result["context"]) >= {"id", "parent_id", "user_id"}
@@ -162,22 +172,25 @@ def test_history_after_a_state_change(ha_server: Any) -> None:
 
 
 def test_subscribe_events_receives_a_state_change(ha_server: Any) -> None:
+    # The change is made by a service call on the same connection: it goes through each
+    # server's own event loop, exactly as a user's automation would.
     with HomeAssistantClient(ha_server.url, ha_server.token) as ha:
-        probe = _probe_sensor(ha.states())
-        value = f"{float(probe.state or 0) + 7.5:.1f}"
+        switch = _switch(ha.states())
+        wanted = "off" if switch.state == "on" else "on"
         with ha.subscribe_events("state_changed") as events:
-            ha_server.set_state(probe.entity_id, value, probe.attributes)
+            ha.call_service("switch", f"turn_{wanted}", target={"entity_id": switch.entity_id})
             deadline = time.monotonic() + 15
             seen: dict[str, Any] | None = None
             while seen is None and time.monotonic() < deadline:
                 event = events.next_event(timeout=max(0.1, deadline - time.monotonic()))
                 data = event["data"]
-                if data["entity_id"] == probe.entity_id and (data["new_state"] or {}).get("state") == value:
+                if data["entity_id"] == switch.entity_id and (data["new_state"] or {}).get("state") == wanted:
                     seen = event
         assert ha.config().state == "RUNNING"  # the connection still serves commands after unsubscribing
     assert seen is not None
     assert seen["event_type"] == "state_changed"
-    assert State.model_validate(seen["data"]["new_state"]).state == value
+    assert State.model_validate(seen["data"]["old_state"]).state == switch.state
+    assert State.model_validate(seen["data"]["new_state"]).state == wanted
 
 
 @pytest.fixture(params=["simulator", "real_ha"])
