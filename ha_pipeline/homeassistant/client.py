@@ -99,6 +99,10 @@ class _NotHomeAssistant(Exception):
     """The peer speaks WebSocket but not HA's auth protocol: retrying will not help."""
 
 
+def _message_type(message: Any) -> str:
+    return str(message.get("type")) if isinstance(message, dict) else type(message).__name__
+
+
 def _batches(items: list[str], size: int) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -155,7 +159,7 @@ class AsyncHomeAssistantClient:
             reason = f"no answer within {self.connect_timeout:g} s"
         elif isinstance(exc, InvalidStatus):
             reason = f"HTTP {exc.response.status_code} during the WebSocket handshake"
-        elif isinstance(exc, ConnectionClosed):
+        elif isinstance(exc, (ConnectionClosed, ConnectionLostError)):
             reason = "the connection closed during the handshake"
         elif isinstance(exc, socket.gaierror):
             reason = f"cannot resolve the host name ({exc.strerror})"
@@ -170,7 +174,10 @@ class AsyncHomeAssistantClient:
         if isinstance(exc, InvalidStatus):
             # 5xx: HA is starting or a proxy in front of it is; 4xx will not get better.
             return exc.response.status_code >= 500
-        return isinstance(exc, (OSError, TimeoutError, asyncio.TimeoutError, ConnectionClosed, InvalidHandshake))
+        # ConnectionLostError: HA closed right after auth_ok, as it does while shutting down.
+        return isinstance(
+            exc, (OSError, TimeoutError, asyncio.TimeoutError, ConnectionClosed, InvalidHandshake, ConnectionLostError)
+        )
 
     async def connect(self) -> None:
         """Connect and authenticate, retrying transient failures within the retry budget."""
@@ -213,19 +220,19 @@ class AsyncHomeAssistantClient:
             logger=_wire_logger,
         )
         self._ws = ws
-        hello = json.loads(await ws.recv())
-        if hello.get("type") != "auth_required":
-            raise _NotHomeAssistant(f"expected auth_required, got {str(hello.get('type'))[:40]!r}")
+        hello = _message_type(json.loads(await ws.recv()))
+        if hello != "auth_required":
+            raise _NotHomeAssistant(f"expected auth_required, got {hello[:40]!r}")
         await ws.send(json.dumps({"type": "auth", "access_token": self._token}))
         reply = json.loads(await ws.recv())
-        if reply.get("type") == "auth_invalid":
+        if _message_type(reply) == "auth_invalid":
             raise AuthenticationError(
                 f"Home Assistant at {self.url} rejected the access token (auth_invalid): create a "
                 "long-lived access token in your Home Assistant profile (Profile → Security → "
                 "Long-lived access tokens) and set HA_TOKEN."
             )
-        if reply.get("type") != "auth_ok":
-            raise _NotHomeAssistant(f"expected auth_ok, got {str(reply.get('type'))[:40]!r}")
+        if _message_type(reply) != "auth_ok":
+            raise _NotHomeAssistant(f"expected auth_ok, got {_message_type(reply)[:40]!r}")
         self.ha_version = reply.get("ha_version")
         self._ids = count(1)
         self._lost = None
@@ -236,7 +243,7 @@ class AsyncHomeAssistantClient:
             logger.debug("Home Assistant at %s does not support supported_features", self.url)
 
     async def _drop(self) -> None:
-        """Forget a half-open connection without waiting on the peer."""
+        """Close a connection that failed during connect and forget it."""
         ws, self._ws = self._ws, None
         if self._reader is not None:
             self._reader.cancel()

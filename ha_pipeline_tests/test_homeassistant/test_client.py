@@ -318,6 +318,28 @@ def test_http_503_while_starting_is_retried_until_it_works() -> None:
         assert server.attempts == 3
 
 
+def test_socket_closed_right_after_auth_is_retried() -> None:
+    server = ScriptedServer()
+    server.handlers["supported_features"] = lambda msg: CLOSE if server.connections == 1 else None
+    with server, HomeAssistantClient(server.url, TOKEN, retry_budget_seconds=10) as ha:
+        assert ha.config().version == "2024.1.6"
+        assert server.connections == 2
+
+
+def test_peer_that_is_not_home_assistant_fails_at_once() -> None:
+    server = ScriptedServer()
+
+    async def not_ha(ws: Any) -> None:
+        await ws.send(json.dumps({"hello": "world"}))
+        await ws.wait_closed()
+
+    server._handle = not_ha  # type: ignore[method-assign]
+    with server, pytest.raises(CannotConnectError) as info:
+        HomeAssistantClient(server.url, TOKEN, retry_budget_seconds=10).config()
+    assert "after 1 attempt over " in str(info.value)
+    assert ": expected auth_required, got 'None'. Check HA_URL" in str(info.value)
+
+
 def test_http_503_forever_names_the_status(caplog: pytest.LogCaptureFixture) -> None:
     with ScriptedServer(reject_first=10_000) as server, pytest.raises(CannotConnectError) as info:
         HomeAssistantClient(server.url, TOKEN, retry_budget_seconds=1).config()
