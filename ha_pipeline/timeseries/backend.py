@@ -1,0 +1,351 @@
+"""The storage interface shared by the InfluxDB 1.x and 2.x backends.
+
+Writes are shared: a frame is formatted once, cut into batches, and each batch body is built in
+the calling thread while up to ``max_in_flight`` earlier batches are being POSTed (pipelining;
+the server is the bottleneck, so two requests in flight keep it busy). Every batch is retried on
+5xx, timeouts and connection errors with exponential backoff, a bounded number of times; any
+other failure raises a typed error: nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time as _time
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import product
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import pandas as pd
+
+from ha_pipeline.timeseries.buckets import BucketSpec, InfluxSettings
+from ha_pipeline.timeseries.line_protocol import DEFAULT_BATCH_LINES, prepare_lines
+
+log = logging.getLogger(__name__)
+
+EnsureResult = Literal["created", "updated", "unchanged"]
+TagFilter = Mapping[str, str | Sequence[str]]
+MAX_LINE_IN_ERROR = 200
+
+
+class InfluxError(Exception):
+    """Base class: anything InfluxDB refused or could not be reached for."""
+
+
+class InfluxConnectionError(InfluxError):
+    """The server could not be reached (after retries)."""
+
+
+class InfluxAuthError(InfluxError):
+    """The server rejected (or required) credentials; the message names which setting."""
+
+
+class InfluxQueryError(InfluxError):
+    """A query or management statement failed."""
+
+
+class InfluxWriteError(InfluxError):
+    """A write was refused; ``accepted`` points (of the whole ``write`` call) were stored."""
+
+    def __init__(self, reason: str, first_bad_line: str | None = None, accepted: int = 0) -> None:
+        self.reason = reason
+        self.first_bad_line = first_bad_line
+        self.accepted = accepted
+        super().__init__(reason)
+
+    def __str__(self) -> str:
+        text = f"{self.reason}; {self.accepted} points were accepted"
+        if self.first_bad_line is not None:
+            text += f"; first offending line: {self.first_bad_line}"
+        return text
+
+
+class RetentionRejectedError(InfluxWriteError):
+    """Points older than the bucket's retention were dropped by the server (``dropped`` of them)."""
+
+    def __init__(self, reason: str, dropped: int, first_bad_line: str | None = None, accepted: int = 0) -> None:
+        self.dropped = dropped
+        super().__init__(reason, first_bad_line, accepted)
+
+
+@dataclass(frozen=True)
+class WriteReply:
+    """Status and server message of one write request (transport-neutral)."""
+
+    status: int
+    message: str = ""
+
+
+class TransientWriteError(Exception):
+    """Timeout or connection failure while writing: the batch is retried."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` without any ``user:password@`` part, for messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def to_utc(value: datetime | pd.Timestamp | str) -> pd.Timestamp:
+    """A tz-aware UTC timestamp; naive input is refused because its meaning is ambiguous."""
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is None:
+        raise ValueError(f"time {value!r} has no timezone; pass a timezone-aware (UTC) datetime")
+    return ts.tz_convert("UTC")
+
+
+def to_ns(value: datetime | pd.Timestamp | str) -> int:
+    """Nanoseconds since the epoch of a tz-aware time."""
+    return int(to_utc(value).as_unit("ns").value)
+
+
+def expand_tag_filter(tags: TagFilter | None) -> list[dict[str, str]]:
+    """Every combination of a filter whose values may be lists (one delete per combination)."""
+    if not tags:
+        return [{}]
+    keys = sorted(tags)
+    choices = [[tags[k]] if isinstance(tags[k], str) else list(tags[k]) for k in keys]
+    return [dict(zip(keys, combo)) for combo in product(*choices)]
+
+
+def truncate(text: str, limit: int = MAX_LINE_IN_ERROR) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_TYPE_CONFLICT = re.compile(r'input field "(?P<field>(?:[^"\\]|\\.)*)" on measurement "[^"]*" is type (?P<type>\w+)')
+_DROPPED = re.compile(r"dropped=(\d+)")
+_UNPARSABLE = re.compile(r"unable to parse '((?:[^'\\]|\\.)*)'")
+
+
+def _line_field_type(line: str, field: str) -> str | None:
+    """Type the line-protocol ``line`` gives ``field`` (1.x names: float/integer/string/boolean)."""
+    match = re.search(r"(?:^|[ ,])" + re.escape(field.replace(" ", r"\ ")) + r"=(\"|[-+\d.eE]+i\b|t|f|T|F|[-+\d.])", line)
+    if match is None:
+        return None
+    token = match.group(1)
+    if token == '"':
+        return "string"
+    if token.endswith("i"):
+        return "integer"
+    if token in "tfTF":
+        return "boolean"
+    return "float"
+
+
+def classify_write_failure(message: str, body: bytes, lines: int) -> InfluxWriteError:
+    """Turn a 4xx write answer into a typed error naming the first offending line."""
+    text = body.decode("utf-8", errors="replace")
+    dropped_match = _DROPPED.search(message)
+    dropped = int(dropped_match.group(1)) if dropped_match else 0
+    unparsable = _UNPARSABLE.findall(message)
+    partial = "partial write" in message
+    accepted = max(0, lines - dropped - len(unparsable)) if partial else 0
+    reason = f"InfluxDB refused the write: {truncate(message, 300)}"
+    if "beyond retention policy" in message:
+        rows = text.splitlines()
+        oldest = min(rows, key=lambda r: int(r.rsplit(" ", 1)[-1])) if rows else None
+        return RetentionRejectedError(
+            f"{dropped} points are older than the bucket's retention and were dropped by InfluxDB",
+            dropped=dropped,
+            first_bad_line=truncate(oldest) if oldest else None,
+            accepted=accepted,
+        )
+    if unparsable:
+        return InfluxWriteError(reason, truncate(unparsable[0]), accepted)
+    conflict = _TYPE_CONFLICT.search(message)
+    if conflict:
+        field, wrong_type = conflict.group("field"), conflict.group("type")
+        bad = next((r for r in text.splitlines() if _line_field_type(r, field) == wrong_type), None)
+        return InfluxWriteError(
+            f"field type conflict: field {field!r} is sent as {wrong_type} but the bucket already stores "
+            f"another type ({truncate(message, 300)})",
+            truncate(bad) if bad else None,
+            accepted,
+        )
+    first = text.split("\n", 1)[0]
+    return InfluxWriteError(reason, truncate(first) if first else None, accepted)
+
+
+class TimeseriesBackend(ABC):
+    """One interface over InfluxDB 1.x (InfluxQL) and 2.x (Flux); see docs/INTERFACES.md."""
+
+    def __init__(
+        self,
+        settings: InfluxSettings,
+        *,
+        batch_lines: int = DEFAULT_BATCH_LINES,
+        max_in_flight: int = 2,
+        max_retries: int = 5,
+        backoff_seconds: float = 0.5,
+    ) -> None:
+        self.settings = settings
+        self.batch_lines = batch_lines
+        self.max_in_flight = max(1, max_in_flight)
+        self.max_retries = max_retries
+        self.backoff_seconds = backoff_seconds
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(url={redact_url(self.settings.url)!r})"
+
+    # --- management --------------------------------------------------------------------------
+    @abstractmethod
+    def ensure_bucket(self, spec: BucketSpec) -> EnsureResult:
+        """Create the bucket, or fix its retention/shard duration if they drifted."""
+
+    @abstractmethod
+    def ping(self) -> str:
+        """Server version; raises :class:`InfluxConnectionError` when unreachable."""
+
+    @abstractmethod
+    def storage_stats(self) -> dict[str, dict[str, int | None]]:
+        """Per bucket: ``bytes`` on disk, ``series`` cardinality, ``points`` (None where unknown)."""
+
+    # --- data --------------------------------------------------------------------------------
+    @abstractmethod
+    def delete(
+        self, bucket: str, measurement: str, start: datetime, stop: datetime, tags: TagFilter | None = None
+    ) -> None:
+        """Delete points of ``measurement`` in ``[start, stop)`` matching every tag in ``tags``."""
+
+    @abstractmethod
+    def read(
+        self,
+        bucket: str,
+        measurement: str,
+        start: datetime,
+        stop: datetime,
+        tags: TagFilter | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Points in ``[start, stop)``: column ``time`` (UTC), then tag and field columns."""
+
+    @abstractmethod
+    def count(
+        self,
+        bucket: str,
+        measurement: str,
+        start: datetime,
+        stop: datetime,
+        tags: TagFilter | None = None,
+        field: str | None = None,
+    ) -> int:
+        """Number of points with ``field`` set; without ``field``, the count of the most
+        frequent field (equal to the point count when one field is on every point)."""
+
+    @abstractmethod
+    def _post_lines(self, bucket: str, body: bytes, precision: str) -> WriteReply:
+        """POST one line-protocol body; raise :class:`TransientWriteError` on timeouts/connection loss."""
+
+    @abstractmethod
+    def _auth_error(self, status: int, message: str) -> InfluxAuthError:
+        """The error for a 401/403 answer, naming the setting at fault."""
+
+    def write(
+        self,
+        bucket: str,
+        df: pd.DataFrame,
+        measurement: str,
+        tags: Sequence[str],
+        fields: Sequence[str],
+        time: str = "time",
+        precision: str = "s",
+    ) -> int:
+        """Write ``df`` in batches; return the number of points written (rows with no field skipped)."""
+        prepared = prepare_lines(df, measurement, tags, fields, time=time, precision=precision)
+        if prepared.dropped_rows:
+            log.info("%d rows of %s had no field value and were not written", prepared.dropped_rows, measurement)
+        batches = prepared.chunk_bounds(self.batch_lines)
+        accepted = 0
+        failure: InfluxWriteError | InfluxError | None = None
+        pending: deque[Future[int]] = deque()
+
+        def settle(future: Future[int]) -> None:
+            nonlocal accepted, failure
+            try:
+                accepted += future.result()
+            except InfluxWriteError as exc:
+                accepted += exc.accepted
+                failure = failure or exc
+            except InfluxError as exc:
+                failure = failure or exc
+
+        with ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="influx-write") as pool:
+            for start, stop in batches:
+                if failure is not None:
+                    break
+                body = prepared.body(start, stop)  # built while earlier batches are in flight
+                pending.append(pool.submit(self._send_batch, bucket, body, precision, stop - start))
+                while len(pending) >= self.max_in_flight:
+                    settle(pending.popleft())
+            while pending:
+                settle(pending.popleft())
+        if isinstance(failure, InfluxWriteError):
+            failure.accepted = accepted
+            raise failure
+        if failure is not None:
+            raise failure
+        return accepted
+
+    def _send_batch(self, bucket: str, body: bytes, precision: str, lines: int) -> int:
+        """POST one batch with bounded retries; return its line count or raise a typed error."""
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                _time.sleep(min(self.backoff_seconds * 2 ** (attempt - 1), 30.0))
+            try:
+                reply = self._post_lines(bucket, body, precision)
+            except TransientWriteError as exc:
+                last = str(exc)
+                log.warning("write to %s failed (%s), attempt %d", bucket, last, attempt + 1)
+                continue
+            if reply.status < 300:
+                return lines
+            if reply.status in (401, 403):
+                raise self._auth_error(reply.status, reply.message)
+            if reply.status == 404:
+                raise InfluxWriteError(
+                    f"InfluxDB has no bucket/database {bucket!r} ({truncate(reply.message, 200)}); "
+                    "run ensure_bucket first or check INFLUXDB_BUCKET_* / INFLUXDB_ORG"
+                )
+            if reply.status == 413:
+                raise InfluxWriteError(
+                    f"request body of {len(body)} bytes is over the server's max-body-size; lower batch_lines"
+                )
+            if 400 <= reply.status < 500 and reply.status not in (408, 429):
+                raise classify_write_failure(reply.message, body, lines)
+            last = f"HTTP {reply.status}: {truncate(reply.message, 200)}"
+            log.warning("write to %s failed (%s), attempt %d", bucket, last, attempt + 1)
+        raise InfluxWriteError(
+            f"InfluxDB at {redact_url(self.settings.url)} did not accept a batch after "
+            f"{self.max_retries + 1} attempts (last: {last}); nothing of this batch is known to be stored"
+        )
+
+    def close(self) -> None:
+        """Release connections."""
+
+    def __enter__(self) -> TimeseriesBackend:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def make_backend(settings: InfluxSettings | None = None, **options: object) -> TimeseriesBackend:
+    """The backend for ``settings.api_version`` (settings default to the ``INFLUXDB_*`` env)."""
+    settings = settings or InfluxSettings.from_env()
+    if settings.api_version == 1:
+        from ha_pipeline.timeseries.influx_v1 import InfluxV1Backend
+
+        return InfluxV1Backend(settings, **options)  # type: ignore[arg-type]
+    from ha_pipeline.timeseries.influx_v2 import InfluxV2Backend
+
+    return InfluxV2Backend(settings, **options)  # type: ignore[arg-type]

@@ -1,0 +1,241 @@
+"""DataFrame → InfluxDB line protocol, vectorised.
+
+Every distinct tag set, field value and timestamp is formatted once (``pandas.factorize``) and
+each row becomes a handful of references into those small arrays; a batch body is then one
+``"".join`` over the row-major piece matrix. No Python object is built per row except the
+timestamp strings, which are themselves built per distinct timestamp.
+
+Escaping follows what InfluxDB 1.x actually parses (measured on 1.6.7, same rules in 2.x):
+
+- measurement: ``,`` and space are backslash-escaped;
+- tag keys, tag values, field keys: ``,``, ``=`` and space are backslash-escaped; a backslash is
+  written as is (the server keeps it literally);
+- string field values: in double quotes, ``\\`` and ``"`` backslash-escaped; newlines allowed.
+
+Two things cannot be represented in a tag key or value and raise :class:`LineProtocolError`
+instead of being silently changed: a newline not preceded by a backslash (it ends the line) and
+a trailing backslash (it escapes the separator after it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+PRECISION_FACTOR: dict[str, int] = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+DEFAULT_BATCH_LINES = 50_000
+
+
+class LineProtocolError(ValueError):
+    """A frame cannot be written as line protocol without changing the data."""
+
+
+@dataclass(frozen=True)
+class LineBatch:
+    """Serialised frame: ``body`` holds one bytes chunk per write request."""
+
+    body: list[bytes]
+    lines: int
+    dropped_rows: int
+
+
+def _raw(text: str) -> str:
+    """UTF-8 bytes of ``text`` carried in a str (one char per byte); see ``PreparedLines.pieces``."""
+    return text if text.isascii() else text.encode("utf-8").decode("latin-1")
+
+
+def _escape_measurement(name: str) -> str:
+    _check_key_like(name, "measurement")
+    return name.replace(",", r"\,").replace(" ", r"\ ")
+
+
+def _escape_key(value: str) -> str:
+    return value.replace(",", r"\,").replace("=", r"\=").replace(" ", r"\ ")
+
+
+def _escape_string_field(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _representable_key(value: str) -> bool:
+    if value.endswith("\\"):
+        return False
+    start = 0
+    while (pos := value.find("\n", start)) != -1:
+        if pos == 0 or value[pos - 1] != "\\":
+            return False
+        start = pos + 1
+    return True
+
+
+def _check_key_like(value: str, what: str) -> None:
+    if not value or not _representable_key(value):
+        raise LineProtocolError(
+            f"{what} {value[:80]!r} cannot be written as InfluxDB line protocol "
+            "(empty, a trailing backslash, or a newline not preceded by a backslash)"
+        )
+
+
+@dataclass
+class PreparedLines:
+    """Per-row references into per-distinct-value strings; cut into bodies with :meth:`chunks`."""
+
+    # Object array of str, shape (lines, pieces per line); each str holds UTF-8 bytes as Latin-1
+    # code points, so joining stays a one-byte-per-char memcpy and encoding back is a copy.
+    pieces: np.ndarray
+    dropped_rows: int
+    timestamps: np.ndarray = field(repr=False)  # int64 at the chosen precision, per line
+
+    @property
+    def lines(self) -> int:
+        return int(self.pieces.shape[0])
+
+    def chunk_bounds(self, batch_lines: int = DEFAULT_BATCH_LINES) -> list[tuple[int, int]]:
+        """Row ranges of the bodies :meth:`chunks` yields."""
+        step = max(1, int(batch_lines))
+        return [(a, min(a + step, self.lines)) for a in range(0, self.lines, step)]
+
+    def body(self, start: int, stop: int) -> bytes:
+        """Line protocol for lines ``start:stop`` (newline-terminated)."""
+        return "".join(self.pieces[start:stop].ravel().tolist()).encode("latin-1")
+
+    def chunks(self, batch_lines: int = DEFAULT_BATCH_LINES) -> Iterator[bytes]:
+        """Yield bodies of at most ``batch_lines`` lines."""
+        for start, stop in self.chunk_bounds(batch_lines):
+            yield self.body(start, stop)
+
+
+def _timestamps(column: pd.Series, precision: str) -> np.ndarray:
+    if precision not in PRECISION_FACTOR:
+        raise LineProtocolError(f"precision must be one of {sorted(PRECISION_FACTOR)}, got {precision!r}")
+    if not isinstance(column.dtype, pd.DatetimeTZDtype):
+        raise LineProtocolError(
+            f"time column {column.name!r} must hold timezone-aware datetimes (got {column.dtype}); "
+            "localise naive times to UTC first"
+        )
+    if column.isna().any():
+        raise LineProtocolError(f"time column {column.name!r} has {int(column.isna().sum())} missing values")
+    # pandas 3: to_numpy() on tz-aware data builds Timestamp objects; asi8 is a zero-copy int64 view.
+    nanos = pd.DatetimeIndex(column).tz_convert("UTC").as_unit("ns").asi8
+    return nanos // PRECISION_FACTOR[precision]
+
+
+def _tag_codes(column: pd.Series, name: str) -> tuple[np.ndarray, list[str]]:
+    """Codes into escaped ``,key=value`` pieces; code 0 is "absent" (null or empty)."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    key = _escape_key(name)
+    pieces = [""]
+    for value in uniques.tolist():
+        text = str(value)
+        if text == "":
+            pieces.append("")
+            continue
+        _check_key_like(text, f"tag {name!r} value")
+        pieces.append(f",{key}={_escape_key(text)}")
+    return codes.astype(np.int64) + 1, pieces
+
+
+def _field_values(column: pd.Series, name: str) -> tuple[np.ndarray, list[str]]:
+    """Codes (−1 = missing) and formatted distinct values for one field column."""
+    dtype = column.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)
+        return codes, ["true" if bool(v) else "false" for v in uniques.tolist()]
+    if pd.api.types.is_integer_dtype(dtype):
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)
+        return codes, [f"{int(v)}i" for v in uniques.tolist()]
+    if pd.api.types.is_float_dtype(dtype):
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        # Line protocol has no Inf; like NaN it means "no value for this field on this row".
+        values = np.where(np.isfinite(values), values, np.nan)
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        return codes, [repr(float(v)) for v in uniques.tolist()]
+    if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_datetime64_any_dtype(dtype):
+        raise LineProtocolError(f"field {name!r} has unsupported dtype {dtype}")
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    return codes, [_raw(_escape_string_field(v if isinstance(v, str) else str(v))) for v in uniques.tolist()]
+
+
+def _combine(codes: Sequence[np.ndarray], n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """One dense code per distinct combination of tag codes, plus a representative row per code."""
+    combined = np.zeros(n_rows, dtype=np.int64)
+    for c in codes:
+        combined, _ = pd.factorize(combined * (int(c.max(initial=0)) + 1) + c)
+        combined = combined.astype(np.int64)
+    _, first_rows = np.unique(combined, return_index=True)
+    return combined, first_rows
+
+
+def prepare_lines(
+    df: pd.DataFrame,
+    measurement: str,
+    tags: Sequence[str],
+    fields: Sequence[str],
+    time: str = "time",
+    precision: str = "s",
+) -> PreparedLines:
+    """Format ``df`` once; rows whose fields are all missing are dropped and counted."""
+    if not fields:
+        raise LineProtocolError("at least one field column is required")
+    missing = [c for c in [time, *tags, *fields] if c not in df.columns]
+    if missing:
+        raise LineProtocolError(f"columns missing from the frame: {missing}")
+    for name in [*tags, *fields]:
+        _check_key_like(name, "column name")
+    n = len(df)
+    series_prefix = _escape_measurement(measurement)
+    stamps = _timestamps(df[time], precision) if n else np.empty(0, dtype=np.int64)
+
+    # Tags sorted by key (byte order), the order InfluxDB stores them in: saves it a sort per line.
+    tag_names = sorted(tags, key=lambda t: t.encode("utf-8"))
+    tag_parts = [_tag_codes(df[t], t) for t in tag_names]
+    series_code, first_rows = _combine([c for c, _ in tag_parts], n)
+    series_keys = np.array(
+        [_raw(series_prefix + "".join(p[c[r]] for c, p in tag_parts)) for r in first_rows.tolist()] or [""],
+        dtype=object,
+    )
+
+    field_parts = [(_raw(_escape_key(name)), *_field_values(df[name], name)) for name in fields]
+    present = np.stack([c >= 0 for _, c, _ in field_parts], axis=1) if n else np.zeros((0, len(fields)), bool)
+    keep = present.any(axis=1)
+    rows = np.flatnonzero(keep)
+    first_kept = present.argmax(axis=1)[rows]
+
+    pieces = np.empty((rows.size, len(fields) + 2), dtype=object)
+    pieces[:, 0] = series_keys[series_code[rows]]
+    for j, (key, codes, formatted) in enumerate(field_parts):
+        # Choice 0: missing; 1..k: first field of its line (" key=v"); k+1..2k: later (",key=v").
+        # Only the variants some row uses are built: formatting per distinct value is the hot part.
+        k = len(formatted)
+        c = codes[rows]
+        first = first_kept == j
+        index = np.where(c < 0, 0, c + 1 + np.where(first, 0, k))
+        used = np.flatnonzero(np.bincount(index, minlength=2 * k + 1)[1:])
+        choices = np.empty(2 * k + 1, dtype=object)
+        choices[0] = ""
+        choices[used + 1] = [(" " if u < k else ",") + key + "=" + formatted[u % k] for u in used.tolist()]
+        pieces[:, j + 1] = choices[index]
+    kept_stamps = stamps[rows]
+    ts_codes, ts_uniques = pd.factorize(kept_stamps)
+    ts_text = np.array([f" {v}\n" for v in ts_uniques.tolist()], dtype=object)
+    pieces[:, -1] = ts_text[ts_codes] if rows.size else ts_text[:0]
+    return PreparedLines(pieces=pieces, dropped_rows=int(n - rows.size), timestamps=kept_stamps)
+
+
+def frame_to_lines(
+    df: pd.DataFrame,
+    measurement: str,
+    tags: Sequence[str],
+    fields: Sequence[str],
+    time: str = "time",
+    precision: str = "s",
+    batch_lines: int = DEFAULT_BATCH_LINES,
+) -> LineBatch:
+    """Serialise ``df`` into line-protocol bodies of at most ``batch_lines`` lines each."""
+    prepared = prepare_lines(df, measurement, tags, fields, time=time, precision=precision)
+    return LineBatch(
+        body=list(prepared.chunks(batch_lines)), lines=prepared.lines, dropped_rows=prepared.dropped_rows
+    )
