@@ -18,7 +18,10 @@ Rows equal to their predecessor are dropped, as HA's recorder never writes them.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +44,22 @@ METER_ORIGIN = 1704067200.0
 KINDS = ("numeric", "meter", "binary", "light", "constant")
 _NUMERIC, _METER, _BINARY, _LIGHT, _CONSTANT = range(5)
 BRIGHTNESS_LEVELS = (26, 77, 128, 179, 230, 255)
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while building many acyclic dicts/lists.
+
+    With ~10^5 long-lived registry records, every collection walks them all; building a
+    million history rows would otherwise spend most of its time in the collector.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -119,13 +138,15 @@ class Rows:
 
     @staticmethod
     def concat(parts: list["Rows"]) -> "Rows":
-        """Concatenate and re-sort by (pos, lu)."""
+        """Concatenate parts given in time order (each sorted by (pos, lu)); result sorted by (pos, lu)."""
+        parts = [p for p in parts if p.pos.size]
         if not parts:
             return _empty_rows()
+        if len(parts) == 1:
+            return parts[0]
         r = Rows(*(np.concatenate([getattr(p, f) for p in parts]) for f in
                    ("pos", "lu", "lc", "value", "unavailable", "brightness")))
-        order = np.lexsort((r.lu, r.pos))
-        return r.take(order)
+        return r.take(np.argsort(r.pos, kind="stable"))
 
 
 def _empty_rows() -> Rows:
@@ -207,24 +228,25 @@ def generate_raw(seed: int, params: _Params, idx: np.ndarray, h0: int, h1: int) 
 
     m = kd == _NUMERIC
     if m.any():
-        step = params.step[e] * (2 * u_val - 1)
-        step = np.where(m, step, 0.0)
+        step = np.where(m, params.step[e] * (2 * u_val - 1), 0.0)
         cs = np.cumsum(step)
         first = starts[rp]
         walk = cs - (cs[first] - step[first])
-        u_base = _uniform(seed, g, h, np.zeros(total, dtype=np.int64), 5)
+        # the hour's baseline: daily swing plus a per-hour offset (hashed once per hour, not per row)
+        u_base = _uniform(seed, gid, ph, zero, 5)[rp]
         day_angle = 2 * math.pi * (h * HOUR) / 86400 + params.phase[e]
         base = params.base[e] + params.amp[e] * np.sin(day_angle) + params.step[e] * 4 * (u_base - 0.5)
         v = np.clip(base + walk, params.lo[e], params.hi[e])
         scale = 10.0 ** params.decimals[e]
         value = np.where(m, np.round(v * scale) / scale, value)
 
-    m = kd == _METER
-    if m.any():
-        total_kwh = meter_total(lu, params.daily[e], params.phase[e])
-        start = meter_cycle_start(lu, params.cycle_days[e], params.cycle_offset[e])
-        since = total_kwh - meter_total(start, params.daily[e], params.phase[e])
-        value = np.where(m, np.round(np.maximum(since, 0.0), 3), value)
+    im = np.nonzero(kd == _METER)[0]
+    if im.size:
+        em = e[im]
+        t = lu[im]
+        start = meter_cycle_start(t, params.cycle_days[em], params.cycle_offset[em])
+        since = meter_total(t, params.daily[em], params.phase[em]) - meter_total(start, params.daily[em], params.phase[em])
+        value[im] = np.round(np.maximum(since, 0.0), 3)
 
     m = (kd == _BINARY) | (kd == _LIGHT)
     if m.any():
@@ -232,23 +254,23 @@ def generate_raw(seed: int, params: _Params, idx: np.ndarray, h0: int, h1: int) 
         slot = k % period
         is_on = slot < period - 1
         value = np.where(m, (is_on ^ params.inverted[e]).astype(np.float64), value)
-        light = kd == _LIGHT
-        # the middle slot of a light triple is an optional attribute-only brightness change
-        attr_slot = light & (slot == 1)
-        level = (u_val * len(BRIGHTNESS_LEVELS)).astype(np.int64)
-        bright = np.asarray(BRIGHTNESS_LEVELS)[level]
-        # the attribute row always differs from the "on" row before it
-        shift = 1 + (u_un * (len(BRIGHTNESS_LEVELS) - 1)).astype(np.int64)
-        changed = np.asarray(BRIGHTNESS_LEVELS)[(np.roll(level, 1) + shift) % len(BRIGHTNESS_LEVELS)]
-        brightness = np.where(light & is_on, np.where(attr_slot, changed, bright), 0)
-        keep_attr = _uniform(seed, g, h, k, 6) < 0.5
-        # only "on" rows (not the attribute row) may become unavailable
+        # only the first row of a pair/triple may become unavailable
         unavailable = np.where(m, unavailable & (slot == 0), unavailable)
-        drop = attr_slot & (~keep_attr | np.roll(unavailable, 1))
-        lc = np.where(attr_slot, np.roll(lu, 1), lc)
-        keep = ~drop
-        pos = e[keep]
-        return _finish(Rows(pos, lu[keep], lc[keep], value[keep], unavailable[keep], brightness[keep]))
+        light = kd == _LIGHT
+        if light.any():
+            # the middle slot of a light triple is an optional attribute-only brightness change
+            attr_slot = light & (slot == 1)
+            level = (u_val * len(BRIGHTNESS_LEVELS)).astype(np.int64)
+            levels = np.asarray(BRIGHTNESS_LEVELS)
+            # the attribute row always differs from the "on" row before it
+            shift = 1 + (u_un * (len(BRIGHTNESS_LEVELS) - 1)).astype(np.int64)
+            changed = levels[(np.roll(level, 1) + shift) % len(BRIGHTNESS_LEVELS)]
+            brightness = np.where(light & is_on, np.where(attr_slot, changed, levels[level]), 0)
+            keep_attr = (u_val * 7919) % 1.0 < 0.5
+            drop = attr_slot & (~keep_attr | np.roll(unavailable, 1))
+            lc = np.where(attr_slot, np.roll(lu, 1), lc)
+            keep = ~drop
+            return _finish(Rows(e[keep], lu[keep], lc[keep], value[keep], unavailable[keep], brightness[keep]))
 
     return _finish(Rows(e, lu, lc, value, unavailable, brightness))
 
@@ -306,7 +328,7 @@ class HistoryGenerator:
             missing = missing[before[missing] < 1]
             h = lo - 1
             span *= 4
-        rows = dedupe(Rows.concat(parts))
+        rows = dedupe(Rows.concat(parts[:0:-1] + parts[:1]))
         first_in = rows.lu > t0
         prior = rows.take(~first_in & (rows.lu < t0))
         # last prior row per entity: the state in force at t0
@@ -317,7 +339,7 @@ class HistoryGenerator:
         # constants: one state forever, no rows
         const = idx[self.params.kind[idx] == _CONSTANT]
         if const.size:
-            prior = Rows.concat([prior, Rows(const, np.full(const.size, -math.inf), np.full(const.size, np.nan),
+            prior = Rows.concat([Rows(const, np.full(const.size, -math.inf), np.full(const.size, np.nan),
                                              np.zeros(const.size), np.zeros(const.size, bool),
-                                             np.zeros(const.size, np.int64))])
+                                             np.zeros(const.size, np.int64)), prior])
         return prior, window

@@ -7,7 +7,9 @@ with an HA-shaped event (``state_changed``, ``device_registry_updated``, ``entit
 
 from __future__ import annotations
 
+import base64
 import copy
+import functools
 import hashlib
 import math
 import random
@@ -20,7 +22,7 @@ from typing import Any, Callable
 
 from ha_pipeline.simulator import catalog
 from ha_pipeline.simulator.catalog import DeviceModel, EntitySpec
-from ha_pipeline.simulator.history import HistoryGenerator, Source
+from ha_pipeline.simulator.history import HistoryGenerator, Source, gc_paused
 
 HA_VERSION = "2024.1.6"
 USER_ID = "5a1d0f0c9c3e4b6f8d2a7e41b0c3d9aa"
@@ -38,6 +40,7 @@ class SimulatorError(Exception):
         self.message = message
 
 
+@functools.lru_cache(maxsize=65536)
 def slugify(text: str) -> str:
     """HA-like slug: ascii, lower case, apostrophes dropped, other runs of non-alnum → ``_``."""
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
@@ -50,13 +53,15 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
 
 
-_ULID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# base32 (RFC 4648) → Crockford's alphabet, which ULIDs use
+_CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 
 
 def ulid(ts: float, rnd: random.Random) -> str:
-    """A ULID string like HA's context ids (time prefix + randomness)."""
-    value = (int(ts * 1000) << 80) | rnd.getrandbits(80)
-    return "".join(_ULID_ALPHABET[(value >> (5 * i)) & 31] for i in range(25, -1, -1))
+    """A ULID string like HA's context ids: 10 chars of ms time, 16 chars of randomness."""
+    stamp = base64.b32encode((int(ts * 1000) << 30).to_bytes(10, "big"))[:10]
+    noise = base64.b32encode(rnd.getrandbits(80).to_bytes(10, "big"))
+    return (stamp + noise).decode().translate(_CROCKFORD)
 
 
 def context(ts: float, rnd: random.Random, user_id: str | None = None) -> dict[str, Any]:
@@ -95,19 +100,20 @@ class SimulatedHome:
         """
         rnd = random.Random(seed)
         now = float(math.floor(time.time())) if now is None else float(now)
-        builder = _Builder(seed, rnd, event_rate)
-        builder.build(areas, devices, entities_per_device)
-        home = cls(
-            seed=seed, now=now, areas=builder.areas, devices=builder.devices, entities=builder.entities,
-            entity_extra=builder.extra, config_entries=builder.entries, sources=builder.sources,
-            generator=HistoryGenerator(seed, list(builder.sources.values())),
-            rnd=random.Random(seed + 1),
-        )
-        home._source_pos = {eid: i for i, eid in enumerate(builder.sources)}
-        home._initial_states(builder.state_only)
+        with gc_paused():
+            builder = _Builder(seed, rnd, event_rate)
+            builder.build(areas, devices, entities_per_device)
+            home = cls(
+                seed=seed, now=now, areas=builder.areas, devices=builder.devices, entities=builder.entities,
+                entity_extra=builder.extra, config_entries=builder.entries, sources=builder.sources,
+                generator=HistoryGenerator(seed, list(builder.sources.values())),
+                rnd=random.Random(seed + 1),
+            )
+            home._source_pos = {eid: i for i, eid in enumerate(builder.sources)}
+            home._initial_states()
         return home
 
-    def _initial_states(self, state_only: set[str]) -> None:
+    def _initial_states(self) -> None:
         """States in force at ``now`` from generated history (disabled entities have none)."""
         from ha_pipeline.simulator.recorder import state_in_force
 
@@ -124,7 +130,6 @@ class SimulatedHome:
                 "last_changed": iso(lc), "last_updated": iso(lu),
                 "context": {"id": ulid(lu, self.rnd), "parent_id": None, "user_id": None},
             }
-        del state_only
 
     # ------------------------------------------------------------------ views
     def entity_entry(self, entity_id: str) -> dict[str, Any]:
@@ -391,7 +396,6 @@ class _Builder:
         self.extra: dict[str, dict[str, Any]] = {}
         self.entries: dict[str, dict[str, Any]] = {}
         self.sources: dict[str, Source] = {}
-        self.state_only: set[str] = set()
         self.new_entities: list[str] = []
         self.entry_by_domain: dict[str, str] = {}
         self.names: dict[str, int] = {}
@@ -617,7 +621,6 @@ class _Builder:
         self.sources["sensor.average_indoor_temperature"] = self.source(
             "sensor.average_indoor_temperature", catalog._temp(name="Average indoor temperature"),
             "Average indoor temperature")
-        self.state_only.update({"zone.home", "sensor.average_indoor_temperature"})
 
     def _helper(self, spec: EntitySpec, platform: str, object_id: str) -> str:
         eid = f"{spec.domain}.{object_id}"

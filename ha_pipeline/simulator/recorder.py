@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from ha_pipeline.simulator.history import METER_ORIGIN, Rows, meter_total
+from ha_pipeline.simulator.history import KINDS, METER_ORIGIN, Rows, gc_paused, meter_total
 
 if TYPE_CHECKING:
     from ha_pipeline.simulator.home import SimulatedHome
@@ -37,58 +37,76 @@ class _Timeline:
         self.start: tuple[str, dict[str, Any], float, float | None] | None = None
 
 
-def _format(home: "SimulatedHome", eid: str, rows: Rows, a: int, b: int) -> tuple[list[str], list[dict[str, Any]]]:
-    """State strings and attribute dicts of rows[a:b] of one entity."""
-    src = home.sources[eid]
-    n = b - a
-    unavailable = rows.unavailable[a:b].tolist()
-    if src.kind == "constant":
-        return [src.constant] * n, [src.attributes] * n
-    if src.kind in ("binary", "light"):
-        on = rows.value[a:b].tolist()
-        states = ["unavailable" if u else ("on" if v else "off") for v, u in zip(on, unavailable)]
-        if src.kind == "binary":
-            return states, [src.attributes] * n
-        attrs = []
-        for state, level in zip(states, rows.brightness[a:b].tolist()):
-            if state == "on":
-                attrs.append({**src.attributes, "color_mode": "brightness", "brightness": level})
-            else:
-                attrs.append(src.attributes)
-        return states, attrs
-    decimals = 3 if src.kind == "meter" else src.decimals
-    fmt = f"{{:.{decimals}f}}"
-    values = rows.value[a:b].tolist()
-    return ["unavailable" if u else fmt.format(v) for v, u in zip(values, unavailable)], [src.attributes] * n
+def _state_strings(home: "SimulatedHome", rows: Rows) -> list[str]:
+    """HA state strings of generated rows, vectorised (numbers as HA's str(float), on/off)."""
+    params = home.generator.params
+    kind = params.kind[rows.pos]
+    out = np.full(rows.pos.size, "unavailable", dtype=object)
+    ok = ~rows.unavailable
+    onoff = ok & ((kind == KINDS.index("binary")) | (kind == KINDS.index("light")))
+    out[onoff] = np.where(rows.value[onoff] > 0, "on", "off")
+    numeric = ok & ((kind == KINDS.index("numeric")) | (kind == KINDS.index("meter")))
+    decimals = np.where(kind == KINDS.index("meter"), 3, params.decimals[rows.pos])
+    for d in np.unique(decimals[numeric]).tolist():
+        m = numeric & (decimals == d)
+        v = rows.value[m]
+        out[m] = (np.round(v).astype(np.int64) if d == 0 else np.round(v, d)).astype(str).astype(object)
+    for i in np.nonzero(ok & (kind == KINDS.index("constant")))[0].tolist():
+        out[i] = home.generator.sources[int(rows.pos[i])].constant
+    return out.tolist()
 
 
-def timelines(home: "SimulatedHome", entity_ids: Iterable[str], t0: float, t1: float) -> dict[str, _Timeline]:
-    """Per known entity: the state in force before ``t0`` and the rows with t0 < lu < t1."""
+def _light_attrs(base: dict[str, Any], states: list[str], levels: list[int]) -> list[dict[str, Any]]:
+    return [{**base, "color_mode": "brightness", "brightness": level} if state == "on" else base
+            for state, level in zip(states, levels)]
+
+
+def timelines(home: "SimulatedHome", entity_ids: Iterable[str], t0: float, t1: float,
+              drop_attribute_only: bool = False) -> dict[str, _Timeline]:
+    """Per known entity: the state in force before ``t0`` and the rows with t0 < lu < t1.
+
+    ``drop_attribute_only`` leaves out rows where only attributes changed (lc != lu).
+    """
     ids = [e for e in dict.fromkeys(entity_ids) if e in home.sources]
     positions = {e: home._source_pos.get(e) for e in ids}
-    generated = sorted(p for p in positions.values() if p is not None)
+    generated = np.asarray(sorted(p for p in positions.values() if p is not None), dtype=np.int64)
     out = {e: _Timeline() for e in ids}
-    if generated:
+    if generated.size:
         g0, g1 = min(t0, home.now), min(t1, home.now)
-        prior, window = home.generator.window(g0, g1, np.asarray(generated, dtype=np.int64))
-        prior_at = {int(p): i for i, p in enumerate(prior.pos.tolist())}
-        bounds = np.searchsorted(window.pos, np.asarray(generated), side="left").tolist()
-        ends = np.searchsorted(window.pos, np.asarray(generated), side="right").tolist()
-        span = {p: (a, b) for p, a, b in zip(generated, bounds, ends)}
+        prior, window = home.generator.window(g0, g1, generated)
+        if drop_attribute_only:
+            window = window.take(np.isnan(window.lc))
+        prior_states = _state_strings(home, prior)
+        prior_at = {p: i for i, p in enumerate(prior.pos.tolist())}
+        states = _state_strings(home, window)
+        lus = window.lu.tolist()
+        has_lc = ~np.isnan(window.lc)
+        lcs = np.where(has_lc, window.lc, 0.0).tolist() if has_lc.any() else None
+        bright = window.brightness.tolist()
+        starts = np.searchsorted(window.pos, generated, side="left").tolist()
+        ends = np.searchsorted(window.pos, generated, side="right").tolist()
+        span = dict(zip(generated.tolist(), zip(starts, ends)))
         for eid, pos in positions.items():
             if pos is None:
                 continue
             tl = out[eid]
+            src = home.sources[eid]
             if pos in prior_at:
                 i = prior_at[pos]
-                s, at = _format(home, eid, prior, i, i + 1)
-                lc = prior.lc[i]
-                tl.start = (s[0], at[0], float(prior.lu[i]), None if math.isnan(lc) else float(lc))
+                s = prior_states[i]
+                attrs = _light_attrs(src.attributes, [s], [int(prior.brightness[i])])[0] if src.kind == "light" else src.attributes
+                lc = float(prior.lc[i])
+                tl.start = (s, attrs, float(prior.lu[i]), None if math.isnan(lc) else lc)
             a, b = span[pos]
             if b > a:
-                tl.states, tl.attrs = _format(home, eid, window, a, b)
-                tl.lu = window.lu[a:b].tolist()
-                tl.lc = [None if math.isnan(x) else x for x in window.lc[a:b].tolist()]
+                tl.states = states[a:b]
+                tl.lu = lus[a:b]
+                tl.attrs = (_light_attrs(src.attributes, tl.states, bright[a:b]) if src.kind == "light"
+                            else [src.attributes] * (b - a))
+                if lcs is None:
+                    tl.lc = [None] * (b - a)
+                else:
+                    tl.lc = [lc if flag else None for lc, flag in zip(lcs[a:b], has_lc[a:b].tolist())]
     for eid in ids:
         extra = home.runtime_rows.get(eid)
         if not extra:
@@ -98,7 +116,7 @@ def timelines(home: "SimulatedHome", entity_ids: Iterable[str], t0: float, t1: f
             lc = None if row["lc"] == row["lu"] else row["lc"]
             if row["lu"] < t0:
                 tl.start = (row["s"], row["a"], row["lu"], lc)
-            elif row["lu"] < t1 and row["lu"] != t0:
+            elif row["lu"] < t1 and row["lu"] != t0 and not (drop_attribute_only and lc is not None):
                 tl.states.append(row["s"])
                 tl.attrs.append(row["a"])
                 tl.lu.append(row["lu"])
@@ -123,8 +141,19 @@ def history_during_period(home: "SimulatedHome", start: float, end: float, entit
                           include_start_time_state: bool = True, significant_changes_only: bool = True,
                           minimal_response: bool = False, no_attributes: bool = False) -> dict[str, list[dict[str, Any]]]:
     """``history/history_during_period`` result: HA's compressed rows ``{s, a?, lu, lc?}``."""
+    with gc_paused():
+        return _history(home, start, end, entity_ids, include_start_time_state, significant_changes_only,
+                        minimal_response, no_attributes)
+
+
+def _history(home: "SimulatedHome", start: float, end: float, entity_ids: list[str], include_start_time_state: bool,
+             significant_changes_only: bool, minimal_response: bool, no_attributes: bool) -> dict[str, list[dict[str, Any]]]:
     result: dict[str, list[dict[str, Any]]] = {}
-    for eid, tl in timelines(home, entity_ids, start, end).items():
+    # none of the simulated domains is in SIGNIFICANT_DOMAINS, and minimal_response drops
+    # same-state rows anyway, so attribute-only rows can go before formatting
+    drop = (significant_changes_only or minimal_response) and not any(
+        e.split(".", 1)[0] in SIGNIFICANT_DOMAINS for e in entity_ids)
+    for eid, tl in timelines(home, entity_ids, start, end, drop_attribute_only=drop).items():
         domain = eid.split(".", 1)[0]
         keep_attr_only = domain in SIGNIFICANT_DOMAINS or not significant_changes_only
         full = not minimal_response or domain in NEED_ATTRIBUTE_DOMAINS
@@ -133,13 +162,12 @@ def history_during_period(home: "SimulatedHome", start: float, end: float, entit
             s, a, _, _ = tl.start
             rows.append({"s": s, "lu": start} if no_attributes else {"s": s, "a": a, "lu": start})
         states, attrs, lus, lcs = tl.states, tl.attrs, tl.lu, tl.lc
-        if not keep_attr_only:
+        if not keep_attr_only and any(lc is not None for lc in lcs):
             keep = [i for i, lc in enumerate(lcs) if lc is None]
-            if len(keep) != len(lcs):
-                states = [states[i] for i in keep]
-                attrs = [attrs[i] for i in keep]
-                lus = [lus[i] for i in keep]
-                lcs = [lcs[i] for i in keep]
+            states = [states[i] for i in keep]
+            attrs = [attrs[i] for i in keep]
+            lus = [lus[i] for i in keep]
+            lcs = [lcs[i] for i in keep]
         i0 = 0
         if not rows and states:
             rows.append(_row(states[0], attrs[0], lus[0], lcs[0], no_attributes))
@@ -149,11 +177,9 @@ def history_during_period(home: "SimulatedHome", start: float, end: float, entit
                         zip(states[i0:], attrs[i0:], lus[i0:], lcs[i0:]))
         elif rows:
             # minimal_response: later rows are state changes only, as {s, lu}
-            prev = rows[0]["s"]
-            for s, lu in zip(states[i0:], lus[i0:]):
-                if s != prev:
-                    rows.append({"s": s, "lu": lu})
-                    prev = s
+            later = states[i0:]
+            rows.extend([{"s": s, "lu": lu} for s, p, lu in zip(later, [rows[0]["s"], *later[:-1]], lus[i0:])
+                         if s != p])
         if rows:
             result[eid] = rows
     return result
