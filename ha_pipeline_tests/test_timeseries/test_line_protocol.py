@@ -1,0 +1,93 @@
+"""Line protocol from DataFrames: escaping, types, missing values, precision (no server)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ha_pipeline.timeseries.line_protocol import LineProtocolError, frame_to_lines, prepare_lines
+
+T0 = pd.Timestamp("2024-03-01T12:00:00.123456789", tz="UTC")
+
+
+def lines_of(df: pd.DataFrame, tags: list[str], fields: list[str], **kw: object) -> list[str]:
+    batch = frame_to_lines(df, "m", tags, fields, **kw)
+    return b"".join(batch.body).decode("utf-8").splitlines()
+
+
+def test_types_escaping_and_sorted_tags() -> None:
+    df = pd.DataFrame(
+        {
+            "time": [T0],
+            "z tag": ["a,b=c d"],
+            "a": ["x"],
+            "f": [1.5],
+            "i": pd.array([3], dtype="Int64"),
+            "b": [True],
+            "s": ['say "hi" \\ now\nnext'],
+        }
+    )
+    assert lines_of(df, ["z tag", "a"], ["f", "i", "b", "s"]) == [
+        'm,a=x,z\\ tag=a\\,b\\=c\\ d f=1.5,i=3i,b=true,s="say \\"hi\\" \\\\ now',
+        'next" 1709294400',
+    ]
+
+
+def test_missing_values_dropped_per_field_and_empty_rows_counted() -> None:
+    df = pd.DataFrame(
+        {
+            "time": [T0, T0, T0],
+            "tag": ["", None, "t"],
+            "f": [np.nan, 2.0, np.inf],
+            "s": [None, None, "x"],
+        }
+    )
+    batch = frame_to_lines(df, "meas ure,x", ["tag"], ["f", "s"])
+    assert batch.dropped_rows == 1
+    assert batch.lines == 2
+    assert b"".join(batch.body).decode().splitlines() == [
+        "meas\\ ure\\,x f=2.0 1709294400",
+        'meas\\ ure\\,x,tag=t s="x" 1709294400',
+    ]
+
+
+@pytest.mark.parametrize(
+    ("precision", "stamp"),
+    [("s", "1709294400"), ("ms", "1709294400123"), ("us", "1709294400123456"), ("ns", "1709294400123456789")],
+)
+def test_precision(precision: str, stamp: str) -> None:
+    df = pd.DataFrame({"time": [T0.tz_convert("Europe/Berlin")], "f": [1.0]})
+    assert lines_of(df, [], ["f"], precision=precision) == [f"m f=1.0 {stamp}"]
+
+
+def test_batches_split_lines_and_keep_order() -> None:
+    df = pd.DataFrame({"time": pd.date_range(T0, periods=7, freq="s"), "f": np.arange(7.0)})
+    batch = frame_to_lines(df, "m", [], ["f"], batch_lines=3)
+    assert [len(b.splitlines()) for b in batch.body] == [3, 3, 1]
+    assert b"".join(batch.body).decode().splitlines()[-1] == "m f=6.0 1709294406"
+
+
+def test_unicode_is_utf8() -> None:
+    df = pd.DataFrame({"time": [T0], "area": ["Küche °"], "unit": ["°C"]})
+    body = b"".join(frame_to_lines(df, "m", ["area"], ["unit"]).body)
+    assert body == 'm,area=Küche\\ ° unit="°C" 1709294400\n'.encode()
+
+
+@pytest.mark.parametrize("bad", ["ends with backslash\\", "bare\nnewline"])
+def test_unrepresentable_tag_values_raise(bad: str) -> None:
+    df = pd.DataFrame({"time": [T0], "tag": [bad], "f": [1.0]})
+    with pytest.raises(LineProtocolError, match="cannot be written"):
+        prepare_lines(df, "m", ["tag"], ["f"])
+
+
+def test_naive_time_refused() -> None:
+    df = pd.DataFrame({"time": [pd.Timestamp("2024-01-01")], "f": [1.0]})
+    with pytest.raises(LineProtocolError, match="timezone-aware"):
+        prepare_lines(df, "m", [], ["f"])
+
+
+def test_empty_frame() -> None:
+    df = pd.DataFrame({"time": pd.Series([], dtype="datetime64[ns, UTC]"), "t": [], "f": []})
+    batch = frame_to_lines(df, "m", ["t"], ["f"])
+    assert (batch.lines, batch.dropped_rows, batch.body) == (0, 0, [])
