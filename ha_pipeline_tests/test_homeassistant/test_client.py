@@ -254,6 +254,19 @@ def test_sync_subscription_next_event_with_timeout(server: ScriptedServer) -> No
     assert server.received[-1]["type"] == "unsubscribe_events"
 
 
+def test_a_frame_that_is_not_json_is_skipped(server: ScriptedServer, caplog: pytest.LogCaptureFixture) -> None:
+    def garbage_then_answer(msg: dict[str, Any]) -> Any:
+        assert server.ws is not None
+        asyncio.ensure_future(server.ws.send("<html>proxy error</html>"))
+        return sample("get_config.json")
+
+    server.handlers["get_config"] = garbage_then_answer
+    with HomeAssistantClient(server.url, TOKEN) as ha:
+        assert ha.config().version == "2024.1.6"
+        assert len(ha.areas()) == len(sample("area_registry_list.json"))
+    assert "not JSON" in caplog.text
+
+
 def test_command_error_carries_code_and_message(server: ScriptedServer) -> None:
     with HomeAssistantClient(server.url, TOKEN) as ha, pytest.raises(CommandError) as info:
         ha.command("no/such/command")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import copy
 from datetime import datetime, timezone
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from ha_pipeline.homeassistant.models import (
     Area,
     ConfigEntry,
@@ -174,3 +177,26 @@ def test_fingerprint_ignores_order_and_fetch_time_but_sees_changes() -> None:
     second.devices[0].name_by_user = "Renamed"
     assert registry_fingerprint(first) != registry_fingerprint(second)
     assert len(registry_fingerprint(first)) == 64
+
+
+_VALUES = st.one_of(st.none(), st.text(max_size=5), st.integers(), st.booleans(), st.lists(st.text(max_size=3)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.fixed_dictionaries(
+                {"id": st.sampled_from(["d1", "d2", "d3", "", None, 7])},
+                optional={"name": _VALUES, "area_id": _VALUES, "identifiers": _VALUES, "labels": _VALUES},
+            ),
+            _VALUES,
+        ),
+        max_size=12,
+    )
+)
+def test_every_item_is_kept_or_rejected_exactly_once(items: list[object]) -> None:
+    records, rejects = parse_records(Device, items, "device")
+    assert len(records) + len(rejects) == len(items)
+    assert len({r.id for r in records}) == len(records)
+    assert all(isinstance(r.id, str) and r.id for r in records)
