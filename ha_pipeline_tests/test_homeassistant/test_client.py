@@ -26,6 +26,7 @@ from ha_pipeline.homeassistant import (
 from ha_pipeline_tests.test_homeassistant.scripted_server import (
     CLOSE,
     SILENT,
+    Error,
     TOKEN,
     ScriptedServer,
     free_port,
@@ -198,6 +199,41 @@ def test_history_is_requested_in_batches_and_merged(server: ScriptedServer) -> N
     assert requests[0]["end_time"] == "2026-01-01T01:00:00+00:00"
     assert requests[0]["significant_changes_only"] is False
     assert requests[0]["include_start_time_state"] is True
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "history_full_1h.json",
+        "history_minimal_24h.json",
+        "history_minimal_attrs_6h.json",
+        "history_no_end_time.json",
+        "history_light_attr_changes_sig_false.json",
+        "history_light_attr_changes_sig_true.json",
+    ],
+)
+def test_recorded_history_passes_through_unchanged_across_batches(server: ScriptedServer, name: str) -> None:
+    recorded = sample(name)
+    server.handlers["history/history_during_period"] = lambda msg: {
+        eid: rows for eid, rows in recorded.items() if eid in msg["entity_ids"]
+    }
+    start = datetime(2026, 11, 22, tzinfo=timezone.utc)
+    with HomeAssistantClient(server.url, TOKEN) as ha:
+        result = ha.history_during_period(start, None, [*recorded, "sensor.unknown"], batch_size=1)
+    assert result == recorded
+    assert all(set(row) <= {"s", "a", "lu", "lc"} for rows in result.values() for row in rows)
+
+
+@pytest.mark.parametrize(
+    "name", ["error_unknown_command.json", "error_id_reuse.json", "error_history_missing_entity_ids.json"]
+)
+def test_recorded_errors_become_command_errors(server: ScriptedServer, name: str) -> None:
+    error = sample(name)["error"]
+    server.handlers["get_config"] = lambda msg: Error(error["code"], error["message"])
+    with HomeAssistantClient(server.url, TOKEN) as ha, pytest.raises(CommandError) as info:
+        ha.config()
+    assert (info.value.code, info.value.message) == (error["code"], error["message"])
+    assert str(info.value) == f"Home Assistant rejected command 'get_config' ({error['code']}): {error['message']}"
 
 
 def test_history_refuses_naive_datetimes(server: ScriptedServer) -> None:
