@@ -40,6 +40,7 @@ OFF_STATES: frozenset[str] = frozenset({"off", "unlocked", "below_horizon", "clo
 UNAVAILABLE = "unavailable"
 UNKNOWN = "unknown"
 MAX_STATE_LENGTH = 255
+_NO_ATTRIBUTES: dict[str, Any] = {}
 
 EVENT_COLUMNS: tuple[str, ...] = (
     "time",
@@ -114,23 +115,31 @@ def states_as_numbers(states: pd.Series) -> pd.Series:
 
 
 def _to_epoch(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Epoch seconds as float64 plus a mask of values that were missing (None)."""
+    """Epoch seconds as float64 (NaN where invalid) plus a mask of values that were missing."""
+    if set(map(type, values)) <= {float, int, type(None)}:
+        # HA sends floats: let numpy convert in C (None -> NaN).
+        epoch = np.array(values, dtype=np.float64)
+        missing = np.isnan(epoch)
+        epoch[~np.isfinite(epoch)] = np.nan
+        return epoch, missing
     missing = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
-    numeric = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
-    epoch = numeric.astype("float64").to_numpy(copy=True)
-    # bool is an int subclass; a True/False timestamp is garbage, not 1970.
-    bools = np.fromiter((isinstance(v, bool) for v in values), dtype=bool, count=len(values))
-    epoch[bools | ~np.isfinite(epoch)] = np.nan
+    # Only real numbers are timestamps: a bool or a numeric string is garbage, not a time.
+    numeric = np.fromiter((type(v) in (float, int) for v in values), dtype=bool, count=len(values))
+    epoch = np.full(len(values), np.nan)
+    epoch[numeric] = np.array([v for v, ok in zip(values, numeric) if ok], dtype=np.float64)
+    epoch[~np.isfinite(epoch)] = np.nan
     return epoch, missing
 
 
-def _attribute(attrs: list[Any], key: str) -> pd.Series:
-    """Per-row attribute value; NaN where the row carried no attributes (to be inherited)."""
-    out = [
-        (a.get(key) if isinstance(a.get(key), str) else "") if isinstance(a, dict) else None
-        for a in attrs
-    ]
-    return pd.Series(out, dtype=object)
+def _attribute(attrs: list[dict[str, Any]], has_attrs: np.ndarray, key: str) -> pd.Series:
+    """Per-row string attribute: "" where absent, None where the row had no attributes at all
+    (those rows inherit the entity's previous value)."""
+    values = pd.Series([a.get(key) for a in attrs], dtype=object)
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        is_str = values.notna().to_numpy()
+    else:
+        is_str = (values.map(type) == str).to_numpy()
+    return values.where(is_str, "").where(has_attrs, None)
 
 
 def _as_utc_epoch(moment: datetime) -> float:
@@ -171,8 +180,10 @@ def history_to_events(
     if not rows:
         return empty_events(), dict(rejects)
     entity_code = np.repeat(np.arange(len(entity_ids)), lengths)
-    is_dict = np.fromiter((isinstance(r, dict) for r in rows), dtype=bool, count=len(rows))
-    if not is_dict.all():
+    if set(map(type, rows)) == {dict}:
+        is_dict = np.ones(len(rows), dtype=bool)
+    else:
+        is_dict = np.fromiter((isinstance(r, dict) for r in rows), dtype=bool, count=len(rows))
         rejects["malformed_row"] += int((~is_dict).sum())
         rows = [r if ok else {} for r, ok in zip(rows, is_dict)]
 
@@ -180,9 +191,17 @@ def history_to_events(
     lu, lu_missing = _to_epoch([r.get("lu") for r in rows])
     lc, _ = _to_epoch([r.get("lc") for r in rows])
     attrs = [r.get("a") for r in rows]
+    if set(map(type, attrs)) <= {dict}:
+        has_attrs = np.ones(len(rows), dtype=bool)
+    else:
+        has_attrs = np.fromiter((type(a) is dict for a in attrs), dtype=bool, count=len(attrs))
+        attrs = [a if ok else _NO_ATTRIBUTES for a, ok in zip(attrs, has_attrs)]
 
     state_s = pd.Series(states, dtype=object)
-    is_str = np.fromiter((isinstance(s, str) for s in states), dtype=bool, count=len(states))
+    if set(map(type, states)) == {str}:
+        is_str = np.ones(len(states), dtype=bool)
+    else:
+        is_str = np.fromiter((isinstance(v, str) for v in states), dtype=bool, count=len(states))
     state_missing = state_s.isna().to_numpy()
     lengths_ok = np.ones(len(states), dtype=bool)
     lengths_ok[is_str] = state_s[is_str].str.len().to_numpy() <= MAX_STATE_LENGTH
@@ -208,73 +227,79 @@ def history_to_events(
         bad |= mask
     keep = ~bad
 
-    # Attribute fallbacks, inherited within an entity by rows without attributes.
-    frame = pd.DataFrame(
-        {
-            "code": entity_code,
-            "lu": lu,
-            "lc": lc,
-            "state": state_s,
-            "start_row": is_start_row,
-            "attr_device_class": _attribute(attrs, "device_class"),
-            "attr_unit": _attribute(attrs, "unit_of_measurement"),
-            "last_reset": _attribute(attrs, "last_reset"),
-        }
-    )[keep]
-    # Stable sort keeps HA's order for rows at the same instant; start row stays first.
-    frame = frame.sort_values(["code", "start_row", "lu"], ascending=[True, False, True], kind="stable")
-    inherited = ["attr_device_class", "attr_unit", "last_reset"]
-    frame[inherited] = frame.groupby("code", sort=False)[inherited].ffill()
-    for col in inherited:
-        frame[col] = frame[col].replace("", None)
+    # Rows in entity order, start row first, then by time (HA already sends them so; sorting
+    # is only paid for when they are not).
+    idx = np.flatnonzero(~bad)
+    code, t = entity_code[idx], lu[idx]
+    ordered = np.all((code[1:] > code[:-1]) | ((code[1:] == code[:-1]) & (t[1:] >= t[:-1])))
+    if not ordered:
+        order = np.lexsort((t, ~is_start_row[idx], code))
+        idx, code, t = idx[order], code[order], t[order]
+    start_rows = is_start_row[idx]
+    state_arr = state_s.to_numpy(dtype=object)[idx]
 
-    code = frame["code"].to_numpy()
     first_of_entity = np.r_[True, code[1:] != code[:-1]]
-    prev_state = frame["state"].shift(1).to_numpy(dtype=object, copy=True)
-    prev_lu = np.r_[np.nan, frame["lu"].to_numpy()[:-1]]
-    start_rows = frame["start_row"].to_numpy()
-    prev_is_start = np.r_[False, start_rows[:-1]]
+    prev_state = np.r_[np.array([None], dtype=object), state_arr[:-1]]
+    prev_lu = np.r_[np.nan, t[:-1]]
     # For the first event the previous state began at the start row's real last_changed.
-    start_lc = np.r_[np.nan, frame["lc"].to_numpy()[:-1]]
+    start_lc = np.r_[np.nan, lc[idx][:-1]]
+    prev_is_start = np.r_[False, start_rows[:-1]]
     began = np.where(prev_is_start & ~np.isnan(start_lc), start_lc, prev_lu)
     prev_state[first_of_entity] = None
     began[first_of_entity] = np.nan
 
-    events = frame.assign(previous_state=prev_state, began=began)[~start_rows]
     rejects_out = {k: v for k, v in rejects.items() if v}
-    if events.empty:
+    is_event = ~start_rows
+    if not is_event.any():
         return empty_events(), rejects_out
-
-    codes = events["code"].to_numpy()
-    ids = np.asarray(entity_ids, dtype=object)
-    domains = np.asarray([e.split(".", 1)[0] if isinstance(e, str) else None for e in entity_ids], dtype=object)
+    ev_idx, ev_code, ev_t = idx[is_event], code[is_event], t[is_event]
 
     def tag(key: str) -> np.ndarray:
-        per_entity = np.asarray(
-            [(tags_by_entity.get(e) or {}).get(key) or None for e in entity_ids], dtype=object
-        )
-        return per_entity[codes]
+        per_entity = [(tags_by_entity.get(e) or {}).get(key) or None for e in entity_ids]
+        return np.asarray(per_entity, dtype=object)
 
-    device_class = tag("device_class")
-    unit = tag("unit_of_measurement")
-    device_class = np.where(pd.isna(device_class), events["attr_device_class"].to_numpy(dtype=object), device_class)
-    unit = np.where(pd.isna(unit), events["attr_unit"].to_numpy(dtype=object), unit)
-    lu_ev = events["lu"].to_numpy()
+    def from_attributes(key: str, entities: np.ndarray) -> np.ndarray:
+        """The attribute per event for the given entities (None elsewhere); rows without
+        attributes inherit the entity's previous value."""
+        rows_needed = entities[code]
+        out = np.full(len(ev_code), None, dtype=object)
+        if not rows_needed.any():
+            return out
+        sub = idx[rows_needed]
+        values = _attribute([attrs[i] for i in sub], has_attrs[sub], key)
+        if not has_attrs[sub].all():
+            values = values.groupby(code[rows_needed]).ffill()
+        full = np.full(len(idx), None, dtype=object)
+        full[rows_needed] = values.replace("", None).to_numpy(dtype=object)
+        return full[is_event]
+
+    device_class, unit = tag("device_class"), tag("unit_of_measurement")
+    ev_device_class = np.where(
+        pd.isna(device_class[ev_code]), from_attributes("device_class", pd.isna(device_class)), device_class[ev_code]
+    )
+    ev_unit = np.where(pd.isna(unit[ev_code]), from_attributes("unit_of_measurement", pd.isna(unit)), unit[ev_code])
+    # last_reset matters to state_class total only; unknown entities are looked at too.
+    state_class = tag("state_class")
+    wants_reset = pd.isna(state_class) | (state_class == "total")
+
+    ids = np.asarray(entity_ids, dtype=object)
+    domains = np.asarray([e.split(".", 1)[0] if isinstance(e, str) else None for e in entity_ids], dtype=object)
+    ev_state = pd.Series(state_arr[is_event], dtype=object)
     out = pd.DataFrame(
         {
-            "time": pd.to_datetime(lu_ev, unit="s", utc=True),
-            "entity_id": ids[codes],
-            "domain": domains[codes],
-            "device_class": device_class,
-            "area": tag("area"),
-            "device_name": tag("device_name"),
-            "integration": tag("integration"),
-            "state_value": events["state"].to_numpy(dtype=object),
-            "normalized_value": states_as_numbers(events["state"]).to_numpy(),
-            "previous_state": events["previous_state"].to_numpy(dtype=object),
-            "duration_seconds": lu_ev - events["began"].to_numpy(),
-            "unit_of_measurement": unit,
-            "last_reset": events["last_reset"].to_numpy(dtype=object),
+            "time": pd.to_datetime(ev_t, unit="s", utc=True),
+            "entity_id": ids[ev_code],
+            "domain": domains[ev_code],
+            "device_class": ev_device_class,
+            "area": tag("area")[ev_code],
+            "device_name": tag("device_name")[ev_code],
+            "integration": tag("integration")[ev_code],
+            "state_value": ev_state.to_numpy(),
+            "normalized_value": states_as_numbers(ev_state).to_numpy(),
+            "previous_state": prev_state[is_event],
+            "duration_seconds": ev_t - began[is_event],
+            "unit_of_measurement": ev_unit,
+            "last_reset": from_attributes("last_reset", wants_reset),
         }
     )
-    return out.reset_index(drop=True), rejects_out
+    return out, rejects_out
