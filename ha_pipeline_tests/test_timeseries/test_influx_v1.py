@@ -1,0 +1,171 @@
+"""InfluxV1Backend against the real InfluxDB 1.x of the test bed."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ha_pipeline.timeseries.backend import InfluxAuthError, InfluxWriteError, RetentionRejectedError
+from ha_pipeline.timeseries.buckets import BucketSpec, InfluxSettings
+from ha_pipeline.timeseries.influx_v1 import InfluxV1Backend, quote_ident
+
+M = "home_assistant_events"
+TAGS = ["entity_id", "area"]
+FIELDS = ["state_value", "normalized_value", "count", "flag"]
+START = pd.Timestamp.now(tz="UTC").floor("h") - pd.Timedelta(days=2)
+WEIRD_ID = "sensor.we'ird \"id\" \\x,a=b c\\\nnext ü☃"  # the newline follows a backslash: see line_protocol
+
+
+def frame(n: int = 300, entities: tuple[str, ...] = ("sensor.a", "sensor.b", "light.c")) -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    ent = np.array(entities, dtype=object)[np.arange(n) % len(entities)]
+    values = np.round(rng.normal(20, 5, n), 3)
+    values[::17] = np.nan
+    return pd.DataFrame(
+        {
+            "time": START + pd.to_timedelta(np.arange(n) * 60, unit="s"),
+            "entity_id": ent,
+            "area": np.where(np.arange(n) % 5 == 0, "", "Küche"),
+            "state_value": values.astype(str),
+            "normalized_value": values,
+            "count": pd.array(np.arange(n), dtype="Int64"),
+            "flag": np.arange(n) % 2 == 0,
+        }
+    )
+
+
+@pytest.fixture
+def backend(influxdb_server) -> Iterator[InfluxV1Backend]:
+    with InfluxV1Backend(InfluxSettings(url=influxdb_server.url, api_version=1), backoff_seconds=0.01) as b:
+        yield b
+
+
+@pytest.fixture
+def bucket(backend: InfluxV1Backend) -> str:
+    name = f"ts_{uuid.uuid4().hex[:8]}"
+    assert backend.ensure_bucket(BucketSpec(name, M, 30, 1)) == "created"
+    return name
+
+
+def test_ensure_bucket_fixes_drift(backend: InfluxV1Backend) -> None:
+    spec = BucketSpec(f"drift_{uuid.uuid4().hex[:8]}", M, 365, 7)
+    assert backend.ensure_bucket(spec) == "created"
+    assert backend.ensure_bucket(spec) == "unchanged"
+    backend.query(f"ALTER RETENTION POLICY ha_pipeline ON {quote_ident(spec.name)} DURATION 30d SHARD DURATION 1d")
+    assert backend.ensure_bucket(spec) == "updated"
+    assert backend.ensure_bucket(spec) == "unchanged"
+    rows = backend.query(f"SHOW RETENTION POLICIES ON {quote_ident(spec.name)}")[0]["series"][0]["values"]
+    assert rows == [["ha_pipeline", "8760h0m0s", "168h0m0s", 1, True]]
+
+
+def test_write_read_count_round_trip_and_idempotent(backend: InfluxV1Backend, bucket: str) -> None:
+    df = frame()
+    stop = START + pd.Timedelta(days=1)
+    assert backend.write(bucket, df, M, TAGS, FIELDS) == len(df)
+    assert backend.count(bucket, M, START, stop) == len(df)
+    assert backend.count(bucket, M, START, stop, field="normalized_value") == int(df.normalized_value.notna().sum())
+    back = backend.read(bucket, M, START, stop).sort_values(["time"]).reset_index(drop=True)
+    assert back["time"].tolist() == df["time"].tolist()
+    assert back["entity_id"].tolist() == df["entity_id"].tolist()
+    assert back["area"].fillna("").tolist() == df["area"].tolist()
+    assert back["state_value"].tolist() == df["state_value"].tolist()
+    assert np.array_equal(back["normalized_value"].to_numpy(), df["normalized_value"].to_numpy(), equal_nan=True)
+    assert back["count"].tolist() == df["count"].tolist()
+    assert back["flag"].tolist() == df["flag"].tolist()
+
+    assert backend.write(bucket, df, M, TAGS, FIELDS) == len(df)
+    assert backend.count(bucket, M, START, stop) == len(df)  # same key + time overwrites
+
+    only_b = backend.read(bucket, M, START, stop, tags={"entity_id": "sensor.b"}, fields=["state_value"])
+    assert set(only_b.columns) == {"time", "state_value", "entity_id", "area"}
+    assert len(only_b) == 100
+
+
+def test_delete_removes_exactly_the_window_and_tags(backend: InfluxV1Backend, bucket: str) -> None:
+    df = frame()
+    backend.write(bucket, df, M, TAGS, FIELDS)
+    lo, hi = START + pd.Timedelta(minutes=60), START + pd.Timedelta(minutes=120)
+    backend.delete(bucket, M, lo, hi, tags={"entity_id": ["sensor.a", "light.c"]})
+    expected = df[~(df.time.ge(lo) & df.time.lt(hi) & df.entity_id.isin(["sensor.a", "light.c"]))]
+    back = backend.read(bucket, M, START, START + pd.Timedelta(days=1))
+    assert sorted(zip(back.time, back.entity_id)) == sorted(zip(expected.time, expected.entity_id))
+
+
+def test_weird_entity_id_written_read_and_deleted_alone(backend: InfluxV1Backend, bucket: str) -> None:
+    df = frame(60, entities=(WEIRD_ID, "sensor.normal"))
+    backend.write(bucket, df, M, TAGS, FIELDS)
+    stop = START + pd.Timedelta(days=1)
+    back = backend.read(bucket, M, START, stop, tags={"entity_id": WEIRD_ID})
+    assert set(back.entity_id) == {WEIRD_ID} and len(back) == 30
+    backend.delete(bucket, M, START, stop, tags={"entity_id": WEIRD_ID})
+    assert backend.count(bucket, M, START, stop, tags={"entity_id": WEIRD_ID}) == 0
+    assert backend.count(bucket, M, START, stop) == 30
+    assert set(backend.read(bucket, M, START, stop).entity_id) == {"sensor.normal"}
+
+
+def test_type_conflict_names_the_line(backend: InfluxV1Backend, bucket: str) -> None:
+    df = frame(10)
+    backend.write(bucket, df, M, TAGS, FIELDS)
+    bad = df.assign(normalized_value=df.state_value, time=df.time + pd.Timedelta(hours=1))
+    with pytest.raises(InfluxWriteError, match="field type conflict") as info:
+        backend.write(bucket, bad, M, TAGS, FIELDS)
+    assert info.value.first_bad_line is not None and 'normalized_value="' in info.value.first_bad_line
+    assert info.value.accepted == 0
+
+
+def test_points_beyond_retention_raise_with_count(backend: InfluxV1Backend, bucket: str) -> None:
+    old = frame(10).assign(time=lambda d: d.time - pd.Timedelta(days=400))
+    new = frame(5).assign(time=lambda d: d.time + pd.Timedelta(days=1))
+    with pytest.raises(RetentionRejectedError) as info:
+        backend.write(bucket, pd.concat([old, new]), M, TAGS, FIELDS)
+    assert (info.value.dropped, info.value.accepted) == (10, 5)
+    assert "dropped" in str(info.value)
+
+
+def test_auth_errors_name_the_credential(influxdb_auth_server) -> None:
+    url = influxdb_auth_server.url
+    secret = "wrong-pass-XYZ"
+    with InfluxV1Backend(InfluxSettings(url=url, api_version=1, username="admin", password=secret)) as wrong:
+        with pytest.raises(InfluxAuthError, match="rejected the username/password in INFLUXDB_USERNAME") as info:
+            wrong.ensure_bucket(BucketSpec("authdb", M, 30, 1))
+        assert secret not in str(info.value) and secret not in repr(wrong)
+    with InfluxV1Backend(InfluxSettings(url=url, api_version=1)) as anonymous:
+        with pytest.raises(InfluxAuthError, match="no credentials were given"):
+            anonymous.write("authdb", frame(3), M, TAGS, FIELDS)
+    right = InfluxSettings(
+        url=url, api_version=1, username=influxdb_auth_server.username, password=influxdb_auth_server.password
+    )
+    with InfluxV1Backend(right) as ok:
+        assert ok.ensure_bucket(BucketSpec(f"auth_{uuid.uuid4().hex[:6]}", M, 30, 1)) == "created"
+
+
+def test_storage_stats_reports_series_and_points(backend: InfluxV1Backend, bucket: str) -> None:
+    backend.write(bucket, frame(), M, TAGS, FIELDS)
+    stats = backend.storage_stats()[bucket]
+    assert stats["series"] == 6  # 3 entities × (area "Küche" | no area)
+    assert stats["points"] == 300
+    assert stats["bytes"] is None or stats["bytes"] >= 0
+
+
+tag_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=12)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    tag=tag_text.filter(lambda s: not s.endswith("\\") and "\n" not in s),
+    text=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30),
+)
+def test_property_round_trip_through_server(backend: InfluxV1Backend, bucket: str, tag: str, text: str) -> None:
+    stamp = START + pd.Timedelta(seconds=abs(hash((tag, text))) % 86_400)
+    df = pd.DataFrame({"time": [stamp], "entity_id": [tag], "state_value": [text]})
+    backend.write(bucket, df, M, ["entity_id"], ["state_value"])
+    back = backend.read(bucket, M, stamp, stamp + pd.Timedelta(seconds=1), tags={"entity_id": tag})
+    assert back["entity_id"].tolist() == [tag]
+    assert back["state_value"].tolist() == [text]
+    backend.delete(bucket, M, stamp, stamp + pd.Timedelta(seconds=1), tags={"entity_id": tag})
