@@ -25,8 +25,13 @@ def test_first_tick_runs_then_skips_then_runs_after_a_change(simulator, simulato
     assert "unchanged" in second.skip_message
     assert same_cursor == cursor
 
-    simulator.rename_a_device()
-    third, new_cursor = _tick(simulator_ha, cursor)
+    device_id = sorted(simulator.home.devices)[0]
+    original = simulator.home.devices[device_id].get("name_by_user")
+    simulator.home.update_device(device_id, name_by_user="Renamed by the sensor test")
+    try:
+        third, new_cursor = _tick(simulator_ha, cursor)
+    finally:
+        simulator.home.update_device(device_id, name_by_user=original)
     [request] = third.run_requests
     assert new_cursor != cursor and request.run_key == new_cursor
 
