@@ -7,6 +7,7 @@ behaviour) is.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from ha_pipeline.homeassistant import (
+    AsyncHomeAssistantClient,
     AuthenticationError,
     HomeAssistantClient,
     State,
@@ -135,10 +137,6 @@ def test_call_service_changes_a_state(ha_server: Any) -> None:
 
 
 def test_coalesced_frames_with_many_commands_in_flight(ha_server: Any) -> None:
-    import asyncio
-
-    from ha_pipeline.homeassistant import AsyncHomeAssistantClient
-
     async def main() -> tuple[list[Any], int]:
         async with AsyncHomeAssistantClient(ha_server.url, ha_server.token) as client:
             results = await asyncio.gather(*(client.config() for _ in range(100)))

@@ -161,7 +161,7 @@ class ScriptedServer:
         async with serve(
             self._handle, "127.0.0.1", self.port, max_size=None, process_request=self._process_request
         ) as server:
-            self.port = server.sockets[0].getsockname()[1] if hasattr(server, "sockets") else self.port
+            self.port = next(iter(server.sockets)).getsockname()[1]
             ready.set()
             await self._stop.wait()
 
