@@ -141,3 +141,18 @@ def test_real_ha_large_registry_passes_one_mebibyte(real_ha_large: RealHomeAssis
         frame = ws.recv(60)
     assert len(frame.encode() if isinstance(frame, str) else frame) > 1024 * 1024
     assert len(json.loads(frame)["result"]) > 2000
+
+
+def test_simulator_answers_like_ha(simulator) -> None:  # noqa: ANN001 - RunningSimulator
+    config = simulator.ws_command("get_config")
+    assert config["state"] == "RUNNING"
+    devices = simulator.ws_command("config/device_registry/list")
+    assert devices and len(devices) == len(simulator.home.devices)
+
+
+def test_ha_server_set_state_is_visible_in_get_states(ha_server) -> None:  # noqa: ANN001 - HAServer
+    entity_id = next(s["entity_id"] for s in ha_server.backend.ws_command("get_states")
+                     if s["entity_id"].startswith("sensor."))
+    ha_server.set_state(entity_id, "7.5", {"unit_of_measurement": "W"})
+    state = next(s for s in ha_server.backend.ws_command("get_states") if s["entity_id"] == entity_id)
+    assert (state["state"], state["attributes"]["unit_of_measurement"]) == ("7.5", "W")
