@@ -10,6 +10,7 @@ because a large home has 100k entities and this runs on every discovery.
 from __future__ import annotations
 
 import json
+import operator
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -92,6 +93,8 @@ JSON_COLUMNS: frozenset[str] = frozenset(c for spec in _SPECS.values() for c, _,
 #: HA's id field per table (what a reject names).
 ID_FIELDS: dict[str, str] = {t: spec[0][1] for t, spec in _SPECS.items()}
 _LIMITS = {_ID: MAX_ID_LENGTH, _TEXT: MAX_TEXT_LENGTH}
+_STR_TYPES = frozenset({str, type(None)})
+_BOOL_TYPES = frozenset({bool, type(None)})
 
 
 @dataclass
@@ -129,77 +132,115 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def _validate(table: str, items: Iterable[Any], snap: Snapshot) -> dict[str, tuple]:
-    """Check types and lengths; return ``{id: tuple}`` with derived columns still None."""
+def _validate(table: str, items: Iterable[Any], snap: Snapshot) -> tuple[list[str], dict[str, list[Any]]]:
+    """Check types and lengths; return the kept ids and their values column by column.
+
+    Works column-wise: the common all-valid case is checked with C-level ``map``/``set``
+    calls, and only a column that fails falls back to a per-record scan to name the culprits.
+    Derived columns (no HA field) come back as all-None lists for the caller to fill.
+    """
     spec = _SPECS[table]
     pk_field = spec[0][1]
-    out: dict[str, tuple] = {}
     rejects = snap.rejects
-    is_entities = table == "entities"
+    keep: list[dict] = []
+    ids: list[str] = []
+    seen: set[str] = set()
     for rec in items:
         if type(rec) is not dict:
             rejects.append(Issue(table, None, None, f"expected an object, got {_type_name(rec)}"))
             continue
         rid = rec.get(pk_field)
-        if not isinstance(rid, str) or not rid:
+        if type(rid) is not str or not rid:
             reason = "missing id" if rid in (None, "") else f"id must be a string, got {_type_name(rid)}"
             rejects.append(Issue(table, None if rid is None else str(rid)[:80], pk_field, reason))
-            continue
-        if rid in out:
+        elif rid in seen:
             rejects.append(Issue(table, rid[:MAX_ID_LENGTH], pk_field, "duplicate id; the first record was kept"))
+        else:
+            seen.add(rid)
+            keep.append(rec)
+            ids.append(rid)
+    if table == "entities":
+        bad_ids = [i for i, ok in enumerate(map(VALID_ENTITY_ID.match, ids)) if ok is None]
+        if bad_ids:
+            drop = set(bad_ids)
+            for i in bad_ids:
+                rejects.append(
+                    Issue(table, ids[i][:MAX_ID_LENGTH], pk_field,
+                          "not a valid entity id: HA ids are domain.object_id in lowercase a-z, 0-9 and _")
+                )
+            keep = [r for i, r in enumerate(keep) if i not in drop]
+            ids = [r for i, r in enumerate(ids) if i not in drop]
+
+    keys = [key for _, key, _ in spec if key]
+    try:
+        # as_rows() always carries every field, so one C-level getter per record is the fast path.
+        raw = list(zip(*map(operator.itemgetter(*keys), keep))) if keep else [[] for _ in keys]
+    except KeyError:
+        raw = [[r.get(key) for r in keep] for key in keys]
+    by_key = dict(zip(keys, raw))
+
+    bad: dict[int, Issue] = {}  # record index -> first problem found
+    columns: dict[str, list[Any]] = {}
+    for column, key, kind in spec:
+        if not key:
+            columns[column] = [None] * len(keep)
             continue
-        if is_entities and not VALID_ENTITY_ID.match(rid):
-            rejects.append(
-                Issue(table, rid[:MAX_ID_LENGTH], pk_field,
-                      "not a valid entity id: HA ids are domain.object_id in lowercase a-z, 0-9 and _")
-            )
-            continue
-        values: list[Any] = []
-        bad: Issue | None = None
-        for column, key, kind in spec:
-            v = rec.get(key) if key else None
-            if v is None:
-                values.append(None)
-            elif kind is _TEXT or kind is _ID:
-                if type(v) is not str:
+        vals = list(by_key[key])
+        types = set(map(type, vals))
+        if kind is _TEXT or kind is _ID:
+            limit = _LIMITS[kind]
+            if not types <= _STR_TYPES:
+                for i, v in enumerate(vals):
+                    if v is None or type(v) is str:
+                        continue
                     # HA has stored numeric unique_ids; they identify, so keep them as text.
                     if column == "unique_id" and type(v) in (int, float):
-                        v = str(v)
+                        vals[i] = str(v)
                     else:
-                        bad = Issue(table, rid[:MAX_ID_LENGTH], key, f"must be a string, got {_type_name(v)}")
-                        break
-                if len(v) > _LIMITS[kind]:
-                    bad = Issue(table, rid[:MAX_ID_LENGTH], key,
-                                f"is {len(v)} characters long; the limit is {_LIMITS[kind]}")
-                    break
-                values.append(v)
-            elif kind is _JSON:
+                        bad.setdefault(i, Issue(table, ids[i][:MAX_ID_LENGTH], key, f"must be a string, got {_type_name(v)}"))
+                        vals[i] = None
+            if max(map(len, filter(None, vals)), default=0) > limit:
+                for i, v in enumerate(vals):
+                    if v is not None and len(v) > limit:
+                        bad.setdefault(i, Issue(table, ids[i][:MAX_ID_LENGTH], key,
+                                                f"is {len(v)} characters long; the limit is {limit}"))
+        elif kind is _JSON:
+            for i, v in enumerate(vals):
+                if v is None:
+                    continue
                 if type(v) is not list:
-                    bad = Issue(table, rid[:MAX_ID_LENGTH], key, f"must be a list, got {_type_name(v)}")
-                    break
+                    bad.setdefault(i, Issue(table, ids[i][:MAX_ID_LENGTH], key, f"must be a list, got {_type_name(v)}"))
+                    continue
                 if not v:
-                    values.append("[]")
+                    vals[i] = "[]"
                     continue
                 try:
                     text = canonical_json(v)
                 except (TypeError, ValueError) as exc:
-                    bad = Issue(table, rid[:MAX_ID_LENGTH], key, f"is not JSON: {exc}")
-                    break
+                    bad.setdefault(i, Issue(table, ids[i][:MAX_ID_LENGTH], key, f"is not JSON: {exc}"))
+                    continue
                 if len(text) > MAX_JSON_LENGTH:
-                    bad = Issue(table, rid[:MAX_ID_LENGTH], key,
-                                f"is {len(text)} characters of JSON; the limit is {MAX_JSON_LENGTH}")
-                    break
-                values.append(text)
-            else:  # _BOOL
-                if type(v) is not bool:
-                    bad = Issue(table, rid[:MAX_ID_LENGTH], key, f"must be true or false, got {_type_name(v)}")
-                    break
-                values.append(v)
-        if bad is not None:
-            rejects.append(bad)
-            continue
-        out[rid] = tuple(values)
-    return out
+                    bad.setdefault(i, Issue(table, ids[i][:MAX_ID_LENGTH], key,
+                                            f"is {len(text)} characters of JSON; the limit is {MAX_JSON_LENGTH}"))
+                vals[i] = text
+        elif not types <= _BOOL_TYPES:
+            for i, v in enumerate(vals):
+                if v is not None and type(v) is not bool:
+                    bad.setdefault(i, Issue(table, ids[i][:MAX_ID_LENGTH], key, f"must be true or false, got {_type_name(v)}"))
+        columns[column] = vals
+
+    if bad:
+        rejects.extend(bad[i] for i in sorted(bad))
+        ids = [rid for i, rid in enumerate(ids) if i not in bad]
+        columns = {c: [v for i, v in enumerate(vals) if i not in bad] for c, vals in columns.items()}
+    return ids, columns
+
+
+def _freeze(table: str, ids: list[str], columns: dict[str, list[Any]]) -> dict[str, tuple]:
+    """``{id: tuple}`` in ``COLUMNS[table]`` order."""
+    if not ids:
+        return {}
+    return dict(zip(ids, zip(*(columns[c] for c in COLUMNS[table]))))
 
 
 def _items(rows: Mapping[str, Any], table: str, snap: Snapshot) -> list[Any]:
@@ -224,33 +265,32 @@ def normalise(
     used for the effective area of an entity whose device HA no longer lists.
     """
     snap = Snapshot()
-    areas = _validate("areas", _items(rows, "areas", snap), snap)
-    entries = _validate("config_entries", _items(rows, "config_entries", snap), snap)
-    known_areas = areas.keys() | stored_ids.get("areas", set())
-    known_entries = entries.keys() | stored_ids.get("config_entries", set())
+    warn = snap.warnings.append
+    area_ids, area_cols = _validate("areas", _items(rows, "areas", snap), snap)
+    entry_ids, entry_cols = _validate("config_entries", _items(rows, "config_entries", snap), snap)
+    known_areas = set(area_ids) | stored_ids.get("areas", set())
+    known_entries = set(entry_ids) | stored_ids.get("config_entries", set())
 
     device_items = _items(rows, "devices", snap)
-    devices = _validate("devices", device_items, snap)
-    known_devices = devices.keys() | stored_ids.get("devices", set())
-    warn = snap.warnings.append
-    ai, vi = COLUMNS["devices"].index("area_id"), COLUMNS["devices"].index("via_device_id")
-    for did, t in list(devices.items()):
-        area, via = t[ai], t[vi]
-        if (area is not None and area not in known_areas) or (via is not None and via not in known_devices):
-            lst = list(t)
-            if area is not None and area not in known_areas:
-                warn(Issue("devices", did, "area_id", f"area {area!r} is not in HA's area registry; stored as no area"))
-                lst[ai] = None
-            if via is not None and via not in known_devices:
-                warn(Issue("devices", did, "via_device_id",
-                           f"device {via!r} is not in HA's device registry; stored as no via device"))
-                lst[vi] = None
-            devices[did] = tuple(lst)
+    dev_ids, dev_cols = _validate("devices", device_items, snap)
+    known_devices = set(dev_ids) | stored_ids.get("devices", set())
+
+    def resolve(table: str, ids: list[str], refs: list[Any], known: set[str], field: str, what: str) -> None:
+        """Null references to ids nobody lists, so foreign keys hold; warn about each."""
+        for i, ref in enumerate(refs):
+            if ref is not None and ref not in known:
+                warn(Issue(table, ids[i], field, f"{what} {ref!r} is not in HA's {what} registry; stored as none"))
+                refs[i] = None
+
+    resolve("devices", dev_ids, dev_cols["area_id"], known_areas, "area_id", "area")
+    resolve("devices", dev_ids, dev_cols["via_device_id"], known_devices, "via_device_id", "device")
+
     # Links come from the raw records: the list field is not a column of ``devices``.
+    kept_devices = set(dev_ids)
     links: dict[str, tuple[str, ...]] = {}
     for rec in device_items:
         did = rec.get("id") if type(rec) is dict else None
-        if did not in devices or did in links:
+        if did not in kept_devices or did in links:
             continue
         raw = rec.get("config_entries") or []
         if not isinstance(raw, list):
@@ -265,26 +305,21 @@ def normalise(
                            f"config entry {entry!r} is not in HA's config entries; link not stored"))
         links[did] = tuple(sorted(ok))
 
-    entities = _validate("entities", _items(rows, "entities", snap), snap)
-    cols = COLUMNS["entities"]
-    di, dev_i, eai, own_i = cols.index("domain"), cols.index("device_id"), cols.index("area_id"), cols.index("own_area_id")
-    device_area = {did: t[ai] for did, t in devices.items()}
-    for eid, t in entities.items():
-        lst = list(t)
-        lst[di] = eid.partition(".")[0]
-        dev, own = lst[dev_i], lst[own_i]
-        if dev is not None and dev not in known_devices:
-            warn(Issue("entities", eid, "device_id", f"device {dev!r} is not in HA's device registry; stored as no device"))
-            dev = lst[dev_i] = None
-        if own is not None and own not in known_areas:
-            warn(Issue("entities", eid, "area_id", f"area {own!r} is not in HA's area registry; stored as no area"))
-            own = lst[own_i] = None
-        if own is not None:
-            lst[eai] = own
-        elif dev is not None:
-            lst[eai] = device_area[dev] if dev in device_area else stored_device_areas.get(dev)
-        entities[eid] = tuple(lst)
+    ent_ids, ent_cols = _validate("entities", _items(rows, "entities", snap), snap)
+    ent_cols["domain"] = [eid.partition(".")[0] for eid in ent_ids]
+    resolve("entities", ent_ids, ent_cols["device_id"], known_devices, "device_id", "device")
+    resolve("entities", ent_ids, ent_cols["own_area_id"], known_areas, "area_id", "area")
+    device_area = {**stored_device_areas, **dict(zip(dev_ids, dev_cols["area_id"]))}
+    ent_cols["area_id"] = [
+        own if own is not None else device_area.get(dev) if dev is not None else None
+        for own, dev in zip(ent_cols["own_area_id"], ent_cols["device_id"])
+    ]
 
-    snap.rows = {"areas": areas, "config_entries": entries, "devices": devices, "entities": entities}
+    snap.rows = {
+        "areas": _freeze("areas", area_ids, area_cols),
+        "config_entries": _freeze("config_entries", entry_ids, entry_cols),
+        "devices": _freeze("devices", dev_ids, dev_cols),
+        "entities": _freeze("entities", ent_ids, ent_cols),
+    }
     snap.links = links
     return snap

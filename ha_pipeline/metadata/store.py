@@ -8,6 +8,7 @@ The schema is made only by the Alembic migrations in ``migrations/`` (``upgrade(
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -64,6 +65,19 @@ def _chunks(ids: list[str]) -> Iterator[list[str]]:
         yield ids[i : i + _CHUNK]
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC: a sync allocates ~1M acyclic tuples and dicts, and the
+    collections they trigger (each walking the whole heap) cost more than the sync itself."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def make_engine(url: str) -> sa.Engine:
     """An engine for ``url``; SQLite connections get foreign keys, WAL and a busy timeout."""
     parsed = make_url(url)
@@ -83,6 +97,8 @@ def make_engine(url: str) -> sa.Engine:
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
+        # 64 MB page cache instead of 2 MB: a 100k-entity sync maintains ten indexes at once.
+        cur.execute("PRAGMA cache_size=-65536")
         cur.close()
 
     @sa.event.listens_for(engine, "begin")
@@ -155,7 +171,7 @@ class MetadataStore:
     def sync(self, rows: Mapping[str, Any], now: datetime | None = None) -> SyncResult:
         """Make the stored inventory equal ``rows`` (``RegistrySnapshot.as_rows()``) in one transaction."""
         self._ready()
-        with self._write() as conn:
+        with _gc_paused(), self._write() as conn:
             return sync_snapshot(conn, rows, _now(now))
 
     # -- queries ------------------------------------------------------------------------

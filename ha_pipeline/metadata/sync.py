@@ -72,25 +72,19 @@ class SyncResult:
         )
 
 
-def _as_dict(table: str, values: tuple) -> dict[str, Any]:
-    """A stored tuple as a JSON-ready dict (JSON columns decoded)."""
-    out = dict(zip(COLUMNS[table], values))
-    for col in JSON_COLUMNS.intersection(out):
-        if out[col] is not None:
-            out[col] = json.loads(out[col])
-    return out
-
-
 def _load(conn: sa.Connection) -> tuple[dict[str, dict[str, tuple[tuple, Any]]], dict[str, tuple[str, ...]]]:
-    """Every stored inventory row as ``{id: (column tuple, removed_at)}``, plus device links."""
+    """Every stored inventory row as ``{id: (column tuple, removed_at)}``, plus device links.
+
+    Read as raw driver tuples: SQLAlchemy's per-value result processing would dominate an
+    unchanged re-sync. SQLite hands booleans back as 0/1, which compare equal to False/True.
+    """
     stored: dict[str, dict[str, tuple[tuple, Any]]] = {}
     for table in TABLES:
         tbl = t.INVENTORY[table][0]
-        cols = [tbl.c[c] for c in COLUMNS[table]] + [tbl.c.removed_at]
-        stored[table] = {r[0]: (tuple(r[:-1]), r[-1]) for r in conn.execute(sa.select(*cols))}
+        sql = f"SELECT {', '.join(COLUMNS[table])}, removed_at FROM {tbl.name}"
+        stored[table] = {r[0]: (tuple(r[:-1]), r[-1]) for r in conn.exec_driver_sql(sql)}
     links: dict[str, list[str]] = defaultdict(list)
-    lt = t.device_config_entries
-    for did, eid in conn.execute(sa.select(lt.c.device_id, lt.c.entry_id)):
+    for did, eid in conn.exec_driver_sql("SELECT device_id, entry_id FROM device_config_entries"):
         links[did].append(eid)
     return stored, {d: tuple(sorted(e)) for d, e in links.items()}
 
@@ -119,6 +113,8 @@ def _diff_columns(table: str, oid: str, old: tuple, new: tuple, now: datetime) -
         if col in JSON_COLUMNS:
             a = None if a is None else json.loads(a)
             b = None if b is None else json.loads(b)
+        elif col == "has_entity_name":
+            a = None if a is None else bool(a)  # SQLite reads back 0/1
         o, n = groups.setdefault(kind, ({}, {}))
         o[col], n[col] = a, b
     return [_change(now, table, oid, kind, o, n) for kind, (o, n) in groups.items()]
@@ -138,12 +134,89 @@ def _check_shape(rows: Any) -> None:
             )
 
 
+_JSON_OF = {table: [c for c in cols if c in JSON_COLUMNS] for table, cols in COLUMNS.items()}
+
+
+def _non_null(table: str, values: tuple) -> dict[str, Any]:
+    """Payload of an added/removed row: its non-null columns (absent means null)."""
+    out = {c: v for c, v in zip(COLUMNS[table], values) if v is not None}
+    for col in _JSON_OF[table]:
+        if col in out:
+            out[col] = json.loads(out[col])
+    if table == "entities" and "has_entity_name" in out:
+        out["has_entity_name"] = bool(out["has_entity_name"])  # SQLite reads back 0/1
+    return out
+
+
+class _Bulk:
+    """executemany of plain tuples: straight to the driver on SQLite, Core elsewhere.
+
+    On SQLite SQLAlchemy's per-row parameter processing costs more than the inserts
+    themselves (100k rows); the values here are already driver-ready (timestamps are
+    pre-formatted once by the dialect's own DateTime processor). Other backends keep
+    SQLAlchemy's batching (insertmanyvalues on PostgreSQL).
+    """
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+        self.sqlite = conn.dialect.name == "sqlite"
+        self.written = 0
+
+    def timestamp(self, now: datetime) -> Any:
+        """``now`` as this backend's driver takes it."""
+        if not self.sqlite:
+            return now
+        return t.TS.dialect_impl(self.conn.dialect).bind_processor(self.conn.dialect)(now)
+
+    def insert(self, tbl: sa.Table, names: tuple[str, ...], rows: list[tuple]) -> None:
+        if not rows:
+            return
+        if self.sqlite:
+            marks = ", ".join("?" * len(names))
+            self.conn.exec_driver_sql(f"INSERT INTO {tbl.name} ({', '.join(names)}) VALUES ({marks})", rows)
+        else:
+            self.conn.execute(tbl.insert(), [dict(zip(names, r)) for r in rows])
+        self.written += len(rows)
+
+    def update(self, tbl: sa.Table, names: tuple[str, ...], keys: tuple[str, ...], rows: list[tuple]) -> None:
+        """``UPDATE tbl SET names... WHERE keys...``; each row is set values then key values."""
+        if not rows:
+            return
+        if self.sqlite:
+            sets = ", ".join(f"{c} = ?" for c in names)
+            where = " AND ".join(f"{k} = ?" for k in keys)
+            self.conn.exec_driver_sql(f"UPDATE {tbl.name} SET {sets} WHERE {where}", rows)
+        else:
+            stmt = (
+                tbl.update()
+                .where(*(tbl.c[k] == sa.bindparam(f"k_{k}") for k in keys))
+                .values({c: sa.bindparam(f"v_{c}") for c in names})
+            )
+            params = [f"v_{c}" for c in names] + [f"k_{k}" for k in keys]
+            self.conn.execute(stmt, [dict(zip(params, r)) for r in rows])
+        self.written += len(rows)
+
+    def delete(self, tbl: sa.Table, keys: tuple[str, ...], rows: list[tuple]) -> None:
+        if not rows:
+            return
+        if self.sqlite:
+            where = " AND ".join(f"{k} = ?" for k in keys)
+            self.conn.exec_driver_sql(f"DELETE FROM {tbl.name} WHERE {where}", rows)
+        else:
+            stmt = tbl.delete().where(*(tbl.c[k] == sa.bindparam(f"k_{k}") for k in keys))
+            self.conn.execute(stmt, [dict(zip([f"k_{k}" for k in keys], r)) for r in rows])
+        self.written += len(rows)
+
+
+_SEEN = ("first_seen", "last_seen", "removed_at")
+_CHANGE_COLUMNS = ("changed_at", "table_name", "object_id", "change_type", "old_values", "new_values")
+
+
 def sync_snapshot(conn: sa.Connection, rows: Mapping[str, Any], now: datetime) -> SyncResult:
     """Bring the stored inventory in line with ``rows`` inside the caller's transaction."""
     _check_shape(rows)
     stored, stored_links = _load(conn)
-    dcols = COLUMNS["devices"]
-    area_i = dcols.index("area_id")
+    area_i = COLUMNS["devices"].index("area_id")
     snap: Snapshot = normalise(
         rows,
         {table: set(stored[table]) for table in TABLES},
@@ -152,113 +225,99 @@ def sync_snapshot(conn: sa.Connection, rows: Mapping[str, Any], now: datetime) -
     result = SyncResult(synced_at=now)
     result.rejects = [i.as_dict() for i in snap.rejects]
     result.warnings = [i.as_dict() for i in snap.warnings]
+    bulk = _Bulk(conn)
+    ts = bulk.timestamp(now)
     changes: list[dict[str, Any]] = []
-    link_inserts: list[dict[str, str]] = []
-    link_deletes: list[dict[str, str]] = []
+    link_inserts: list[tuple[str, str]] = []
+    link_deletes: list[tuple[str, str]] = []
 
     for table in TABLES:
         tbl, pk = t.INVENTORY[table]
         cols = COLUMNS[table]
         new_rows = snap.rows[table]
         old_rows = stored[table]
-        inserts: list[dict[str, Any]] = []
-        updates: list[dict[str, Any]] = []
-        removals: list[dict[str, Any]] = []
+        is_devices = table == "devices"
+        inserts: list[tuple] = []
+        updates: list[tuple] = []
+        removals: list[tuple] = []
         for oid, values in new_rows.items():
             old = old_rows.get(oid)
-            link_old = link_new = None
-            if table == "devices":
+            if is_devices:
                 link_new = snap.links.get(oid, ())
                 link_old = stored_links.get(oid, ())
+                links_differ = link_new != link_old
+                if links_differ:
+                    link_deletes += [(oid, e) for e in sorted(set(link_old) - set(link_new))]
+                    link_inserts += [(oid, e) for e in sorted(set(link_new) - set(link_old))]
+            else:
+                links_differ = False
             if old is None:
-                inserts.append({**dict(zip(cols, values)), "first_seen": now, "last_seen": now, "removed_at": None})
-                new = _as_dict(table, values)
-                if link_new is not None:
+                inserts.append(values + (ts, ts, None))
+                new = _non_null(table, values)
+                if is_devices:
                     new["config_entries"] = list(link_new)
                 changes.append(_change(now, table, oid, "added", None, new))
                 result.added[table] += 1
-            else:
-                old_values, removed_at = old
-                links_differ = link_new != link_old
-                if removed_at is None and old_values == values and not links_differ:
-                    result.unchanged[table] += 1
-                    continue
-                updates.append({**{f"b_{c}": v for c, v in zip(cols, values)}, "b_last_seen": now})
-                if removed_at is not None:
-                    before = {**_as_dict(table, old_values), "removed_at": removed_at.isoformat()}
-                    after = _as_dict(table, values)
-                    if link_new is not None:
-                        before["config_entries"], after["config_entries"] = list(link_old), list(link_new)
-                    changes.append(_change(now, table, oid, "added", before, after))
-                    result.revived[table] += 1
-                else:
-                    diffs = _diff_columns(table, oid, old_values, values, now)
-                    if links_differ:
-                        upd = next((c for c in diffs if c["change_type"] == "updated"), None)
-                        if upd is None:
-                            upd = _change(now, table, oid, "updated", {}, {})
-                            diffs.append(upd)
-                        upd["old_values"]["config_entries"] = list(link_old)
-                        upd["new_values"]["config_entries"] = list(link_new)
-                    changes.extend(diffs)
-                    result.changed[table] += 1
-            if link_new is not None and link_new != link_old:
-                link_deletes += [{"b_device_id": oid, "b_entry_id": e} for e in set(link_old) - set(link_new)]
-                link_inserts += [{"device_id": oid, "entry_id": e} for e in set(link_new) - set(link_old)]
+                continue
+            old_values, removed_at = old
+            if removed_at is None and old_values == values and not links_differ:
+                result.unchanged[table] += 1
+                continue
+            updates.append(values[1:] + (ts, None, oid))
+            if removed_at is not None:
+                before = {**_non_null(table, old_values), "removed_at": _iso(removed_at)}
+                after = _non_null(table, values)
+                if is_devices:
+                    before["config_entries"], after["config_entries"] = list(link_old), list(link_new)
+                changes.append(_change(now, table, oid, "added", before, after))
+                result.revived[table] += 1
+                continue
+            diffs = _diff_columns(table, oid, old_values, values, now)
+            if links_differ:
+                upd = next((c for c in diffs if c["change_type"] == "updated"), None)
+                if upd is None:
+                    upd = _change(now, table, oid, "updated", {}, {})
+                    diffs.append(upd)
+                upd["old_values"]["config_entries"] = list(link_old)
+                upd["new_values"]["config_entries"] = list(link_new)
+            changes.extend(diffs)
+            result.changed[table] += 1
         for oid, (old_values, removed_at) in old_rows.items():
             if removed_at is None and oid not in new_rows:
-                removals.append({"b_pk": oid})
-                changes.append(_change(now, table, oid, "removed", _as_dict(table, old_values), None))
+                removals.append((ts, oid))
+                changes.append(_change(now, table, oid, "removed", _non_null(table, old_values), None))
                 result.removed[table] += 1
 
-        if inserts:
-            conn.execute(tbl.insert(), inserts)
-        if updates:
-            stmt = (
-                tbl.update()
-                .where(tbl.c[pk] == sa.bindparam(f"b_{pk}"))
-                .values(
-                    {
-                        **{c: sa.bindparam(f"b_{c}") for c in cols[1:]},
-                        "last_seen": sa.bindparam("b_last_seen"),
-                        "removed_at": None,
-                    }
-                )
-            )
-            conn.execute(stmt, updates)
-        if removals:
-            stmt = tbl.update().where(tbl.c[pk] == sa.bindparam("b_pk")).values(removed_at=now)
-            conn.execute(stmt, removals)
-        if table == "devices":
+        inserts.sort()  # key order appends to the table's B-tree instead of splitting pages
+        bulk.insert(tbl, cols + _SEEN, inserts)
+        bulk.update(tbl, cols[1:] + ("last_seen", "removed_at"), (pk,), updates)
+        bulk.update(tbl, ("removed_at",), (pk,), removals)
+        if is_devices:
+            # Links of new devices can only go in once their device row exists.
             lt = t.device_config_entries
-            if link_deletes:
-                conn.execute(
-                    lt.delete().where(
-                        lt.c.device_id == sa.bindparam("b_device_id"), lt.c.entry_id == sa.bindparam("b_entry_id")
-                    ),
-                    link_deletes,
-                )
-            if link_inserts:
-                conn.execute(lt.insert(), link_inserts)
-        result.rows_written += len(inserts) + len(updates) + len(removals)
-    result.rows_written += len(link_inserts) + len(link_deletes)
+            bulk.delete(lt, ("device_id", "entry_id"), link_deletes)
+            bulk.insert(lt, ("device_id", "entry_id"), link_inserts)
 
-    if changes:
-        conn.execute(
-            t.registry_changes.insert(),
-            [
-                {
-                    **c,
-                    "old_values": None if c["old_values"] is None else _dumps(c["old_values"]),
-                    "new_values": None if c["new_values"] is None else _dumps(c["new_values"]),
-                }
-                for c in changes
-            ],
-        )
-        result.rows_written += len(changes)
+    bulk.insert(
+        t.registry_changes,
+        _CHANGE_COLUMNS,
+        [
+            (ts, c["table_name"], c["object_id"], c["change_type"], _dumps(c["old_values"]), _dumps(c["new_values"]))
+            for c in changes
+        ],
+    )
     result.changes = changes
+    result.rows_written = bulk.written
     return result
 
 
-def _dumps(value: dict[str, Any]) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+def _iso(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+# One encoder for all rows: json.dumps with options builds a new encoder per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+
+
+def _dumps(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else _ENCODE(value)

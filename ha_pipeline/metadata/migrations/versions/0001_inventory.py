@@ -109,7 +109,7 @@ def upgrade() -> None:
         _fk("area_id", "areas.area_id"),
         _fk("own_area_id", "areas.area_id"),
     )
-    for col in ("registry_id", "platform", "domain", "device_id", "config_entry_id", "area_id"):
+    for col in ("platform", "domain", "device_id", "area_id"):
         op.create_index(f"ix_entities_{col}", "entities", [col])
     op.create_table(
         "registry_changes",
