@@ -151,8 +151,7 @@ def test_simulator_answers_like_ha(simulator) -> None:  # noqa: ANN001 - Running
 
 
 def test_ha_server_set_state_is_visible_in_get_states(ha_server) -> None:  # noqa: ANN001 - HAServer
-    entity_id = next(s["entity_id"] for s in ha_server.backend.ws_command("get_states")
-                     if s["entity_id"].startswith("sensor."))
+    entity_id = "sensor.testbed_probe"  # its own entity: the servers are shared by the session
     ha_server.set_state(entity_id, "7.5", {"unit_of_measurement": "W"})
     state = next(s for s in ha_server.backend.ws_command("get_states") if s["entity_id"] == entity_id)
     assert (state["state"], state["attributes"]["unit_of_measurement"]) == ("7.5", "W")
