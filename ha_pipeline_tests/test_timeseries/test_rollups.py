@@ -1,0 +1,207 @@
+"""hourly_summaries / daily_from_hourly against hand-computed HA long-term statistics."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ha_pipeline.timeseries.rollups import (
+    SUMMARY_COLUMNS,
+    daily_from_hourly,
+    hourly_summaries,
+    start_states_from_events,
+)
+
+WS = datetime(2024, 5, 1, 6, tzinfo=timezone.utc)
+WE = WS + timedelta(hours=1)
+
+
+def _events(rows: list[tuple], *, last_reset: bool = False) -> pd.DataFrame:
+    """rows: (entity_id, seconds after WS, state[, last_reset])."""
+    frame = pd.DataFrame(
+        {
+            "time": [WS + timedelta(seconds=r[1]) for r in rows],
+            "entity_id": [r[0] for r in rows],
+            "state_value": [r[2] for r in rows],
+            "previous_state": [None] * len(rows),
+        }
+    )
+    if last_reset:
+        frame["last_reset"] = [r[3] if len(r) > 3 else None for r in rows]
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    return frame
+
+
+def _one(summary: pd.DataFrame, entity_id: str) -> pd.Series:
+    rows = summary[summary["entity_id"] == entity_id]
+    assert len(rows) == 1
+    return rows.iloc[0]
+
+
+def test_mean_holds_last_number_through_unavailable_within_a_period() -> None:
+    events = _events([("sensor.t", 120, "unavailable"), ("sensor.t", 420, "20"), ("sensor.t", 1800, "5")])
+    row = _one(hourly_summaries(events, WS, WE, {"sensor.t": {"state": "10"}}, {}), "sensor.t")
+    # Periods: [0,300) 10 held through `unavailable`; [300,600) starts unavailable, so it
+    # starts at 420 with 20; 20 for four more; the row at exactly 1800 opens six periods of 5.
+    assert row["mean"] == pytest.approx((10 + 20 * 5 + 5 * 6) / 12)
+    assert (row["min"], row["max"], row["last"], row["count"]) == (5.0, 20.0, 5.0, 3)
+    assert row["unavailable_seconds"] == 300.0
+    assert row["covered_seconds"] == 3600.0 - 120.0
+    assert math.isnan(row["sum_increase"]) and math.isnan(row["on_seconds"])
+    assert row["time"] == pd.Timestamp(WS)
+    assert list(row.index) == list(SUMMARY_COLUMNS)
+
+
+def test_first_row_mid_hour_and_mean_of_period_means() -> None:
+    events = _events([("sensor.h", 1000, "10"), ("sensor.h", 1100, "20")])
+    row = _one(hourly_summaries(events, WS, WE, {}, {}), "sensor.h")
+    # Period [900,1200) starts at the first number: (10*100 + 20*100) / 200 = 15; then eight
+    # periods of 20. HA averages period means (not a time-weighted mean over the hour).
+    assert row["mean"] == pytest.approx((15 + 20 * 8) / 9)
+    assert row["covered_seconds"] == 200 + 8 * 300
+    assert row["min"] == 10.0
+
+
+def test_min_max_include_state_replaced_exactly_at_window_start() -> None:
+    events = _events([("sensor.m", 0, "10")])
+    row = _one(hourly_summaries(events, WS, WE, {"sensor.m": {"state": "50"}}, {}), "sensor.m")
+    assert row["mean"] == 10.0
+    assert row["max"] == 50.0  # HA's first period includes the state in force before it
+
+
+def test_entities_without_rows() -> None:
+    starts = {"sensor.held": {"state": "7.5"}, "sensor.gone": {"state": "unavailable"}, "sensor.none": {"state": None}}
+    summary = hourly_summaries(_events([]), WS, WE, starts, {})
+    assert sorted(summary["entity_id"]) == ["sensor.gone", "sensor.held"]
+    held = _one(summary, "sensor.held")
+    assert (held["mean"], held["min"], held["max"], held["last"], held["count"]) == (7.5, 7.5, 7.5, 7.5, 0)
+    assert held["covered_seconds"] == 3600.0
+    gone = _one(summary, "sensor.gone")
+    assert math.isnan(gone["mean"]) and gone["unavailable_seconds"] == 3600.0 and gone["covered_seconds"] == 0
+
+
+def test_total_increasing_sum_survives_resets_dips_and_negatives() -> None:
+    events = _events(
+        [
+            ("sensor.e", 600, "105"),
+            ("sensor.e", 1200, "50"),  # < 90 % of 105: new cycle, counts 50 from zero
+            ("sensor.e", 1800, "52"),
+            ("sensor.e", 2400, "51"),  # dip within 10 %: not a reset, HA subtracts it
+            ("sensor.e", 2500, "-3"),  # negative: HA skips the reading
+            ("sensor.e", 3000, "60"),
+        ]
+    )
+    meta = {"sensor.e": {"state_class": "total_increasing"}}
+    row = _one(hourly_summaries(events, WS, WE, {"sensor.e": {"state": "100"}}, meta), "sensor.e")
+    assert row["sum_increase"] == pytest.approx(5 + 50 + 2 - 1 + 9)
+
+
+def test_sum_across_unavailable_start_uses_last_number() -> None:
+    events = _events([("sensor.e", 100, "110"), ("sensor.e", 200, "115")])
+    meta = {"sensor.e": {"state_class": "total_increasing"}}
+    with_last = hourly_summaries(events, WS, WE, {"sensor.e": {"state": "unavailable", "last_numeric": 100.0}}, meta)
+    without = hourly_summaries(events, WS, WE, {"sensor.e": {"state": "unavailable"}}, meta)
+    assert _one(with_last, "sensor.e")["sum_increase"] == pytest.approx(15)
+    # Nothing known before: the first number is the zero point, as in HA's first compile.
+    assert _one(without, "sensor.e")["sum_increase"] == pytest.approx(5)
+
+
+def test_total_new_cycle_on_last_reset_change() -> None:
+    a, b, b_other_tz = "2024-05-01T00:00:00+00:00", "2024-05-01T06:10:00+00:00", "2024-05-01T08:10:00+02:00"
+    events = _events(
+        [
+            ("sensor.c", 60, "4", a),
+            ("sensor.c", 600, "0.5", b),  # new cycle: +0.5 from zero
+            ("sensor.c", 900, "1.5", b_other_tz),  # same instant: same cycle, +1
+            ("sensor.c", 1200, "1.0", None),  # total may decrease: -0.5
+        ],
+        last_reset=True,
+    )
+    meta = {"sensor.c": {"state_class": "total"}}
+    row = _one(hourly_summaries(events, WS, WE, {"sensor.c": {"state": "3", "last_reset": a}}, meta), "sensor.c")
+    assert row["sum_increase"] == pytest.approx(1 + 0.5 + 1 - 0.5)
+
+
+def test_on_seconds_and_non_numeric_entities() -> None:
+    events = _events([("binary_sensor.d", 600, "on"), ("binary_sensor.d", 900, "off"), ("binary_sensor.d", 3000, "on")])
+    row = _one(hourly_summaries(events, WS, WE, {"binary_sensor.d": {"state": "off"}}, {}), "binary_sensor.d")
+    assert row["on_seconds"] == 300 + 600
+    assert math.isnan(row["mean"]) and row["covered_seconds"] == 0 and row["count"] == 3
+
+
+def test_start_states_default_from_first_event() -> None:
+    events = _events([("sensor.t", 1800, "20"), ("sensor.t", 2400, "30")])
+    events["previous_state"] = ["10", "20"]
+    assert start_states_from_events(events) == {"sensor.t": {"state": "10"}}
+    row = _one(hourly_summaries(events, WS, WE, None, {}), "sensor.t")
+    assert row["mean"] == pytest.approx((10 * 6 + 20 * 2 + 30 * 4) / 12)
+
+
+def test_tags_from_meta_then_events() -> None:
+    events = _events([("sensor.t", 10, "1")])
+    events["area"] = ["Attic"]
+    meta = {"sensor.t": {"device_class": "temperature", "unit_of_measurement": "°C", "integration": "zha"}}
+    row = _one(hourly_summaries(events, WS, WE, {}, meta), "sensor.t")
+    assert (row["domain"], row["area"], row["device_class"], row["unit_of_measurement"], row["integration"]) == (
+        "sensor", "Attic", "temperature", "°C", "zha"
+    )
+
+
+def test_events_outside_window_are_ignored() -> None:
+    events = _events([("sensor.t", -5, "99"), ("sensor.t", 3600, "99"), ("sensor.t", 10, "1")])
+    row = _one(hourly_summaries(events, WS, WE, {}, {}), "sensor.t")
+    assert row["count"] == 1 and row["max"] == 1.0
+
+
+def test_daily_mean_weighted_by_covered_seconds() -> None:
+    base = {"entity_id": "sensor.t", "domain": "sensor", "device_class": None, "area": "A",
+            "device_name": None, "integration": None, "unit_of_measurement": "°C"}
+    day = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    hourly = pd.DataFrame(
+        [
+            {**base, "time": day, "mean": 10.0, "min": 8.0, "max": 12.0, "last": 11.0, "count": 4,
+             "unavailable_seconds": 0.0, "on_seconds": np.nan, "sum_increase": 1.5, "covered_seconds": 3600.0},
+            {**base, "time": day + timedelta(hours=5), "mean": 20.0, "min": 15.0, "max": 25.0, "last": np.nan,
+             "count": 2, "unavailable_seconds": 2400.0, "on_seconds": np.nan, "sum_increase": np.nan,
+             "covered_seconds": 1200.0},
+            {**base, "time": day + timedelta(hours=24), "mean": 99.0, "min": 99.0, "max": 99.0, "last": 99.0,
+             "count": 9, "unavailable_seconds": 0.0, "on_seconds": np.nan, "sum_increase": 9.0,
+             "covered_seconds": 3600.0},
+        ]
+    )
+    row = _one(daily_from_hourly(hourly, day), "sensor.t")
+    assert row["mean"] == pytest.approx((10 * 3600 + 20 * 1200) / 4800)
+    assert (row["min"], row["max"], row["last"], row["count"]) == (8.0, 25.0, 11.0, 6)
+    assert (row["unavailable_seconds"], row["sum_increase"], row["covered_seconds"]) == (2400.0, 1.5, 4800.0)
+    assert math.isnan(row["on_seconds"])
+    assert row["time"] == pd.Timestamp(day) and row["area"] == "A"
+
+
+def test_daily_from_24_hourly_rollups_counts_add_up() -> None:
+    rng = np.random.default_rng(3)
+    day = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    hours, total = [], 0
+    for h in range(24):
+        start = day + timedelta(hours=h)
+        n = int(rng.integers(0, 30))
+        total += n
+        offsets = np.sort(rng.uniform(0, 3600, n))
+        frame = pd.DataFrame(
+            {
+                "time": pd.to_datetime([start + timedelta(seconds=float(o)) for o in offsets], utc=True),
+                "entity_id": "sensor.r",
+                "state_value": [f"{v:.2f}" for v in rng.normal(20, 3, n)],
+                "previous_state": None,
+            }
+        )
+        hours.append(hourly_summaries(frame, start, start + timedelta(hours=1), {"sensor.r": {"state": "20"}}, {}))
+    hourly = pd.concat(hours, ignore_index=True)
+    daily = daily_from_hourly(hourly, day)
+    assert daily["count"].iat[0] == total == hourly["count"].sum()
+    assert daily["min"].iat[0] == hourly["min"].min() and daily["max"].iat[0] == hourly["max"].max()
+    assert daily["covered_seconds"].iat[0] == pytest.approx(86400)
+    assert daily["mean"].iat[0] == pytest.approx(hourly["mean"].mean())  # every hour fully covered
