@@ -1,0 +1,234 @@
+"""InfluxDB 2.x backend with ``influxdb-client``: buckets with retention rules, Flux, delete API.
+
+Writes go through ``WriteApi`` in SYNCHRONOUS mode, one call per batch, so every error reaches
+the shared retry/classification logic in ``backend.py`` (the async mode would lose them).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from influxdb_client import BucketRetentionRules, InfluxDBClient, WritePrecision
+from influxdb_client.client.write_api import SYNCHRONOUS
+from influxdb_client.rest import ApiException
+from urllib3.exceptions import HTTPError as Urllib3Error
+
+from ha_pipeline.timeseries.backend import (
+    EnsureResult,
+    InfluxAuthError,
+    InfluxConnectionError,
+    InfluxError,
+    InfluxQueryError,
+    TagFilter,
+    TimeseriesBackend,
+    TransientWriteError,
+    WriteReply,
+    expand_tag_filter,
+    redact_url,
+    to_ns,
+    to_utc,
+    truncate,
+)
+from ha_pipeline.timeseries.buckets import BucketSpec, InfluxSettings
+
+_PRECISION = {"s": WritePrecision.S, "ms": WritePrecision.MS, "us": WritePrecision.US, "ns": WritePrecision.NS}
+
+
+def flux_string(value: str) -> str:
+    """A Flux string literal (``${`` escaped: Flux interpolates it)."""
+    escaped = (
+        value.replace("\\", "\\\\").replace('"', '\\"').replace("${", "\\${")
+        .replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    )
+    return f'"{escaped}"'
+
+
+def delete_predicate(measurement: str, tags: dict[str, str]) -> str:
+    """A delete-API predicate: ``_measurement="m" AND "tag"="value"`` (only AND and = exist there)."""
+    def quoted(text: str) -> str:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    parts = [f"_measurement={quoted(measurement)}"] + [f"{quoted(k)}={quoted(v)}" for k, v in sorted(tags.items())]
+    return " AND ".join(parts)
+
+
+def rfc3339(value: datetime) -> str:
+    return to_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class InfluxV2Backend(TimeseriesBackend):
+    """InfluxDB 2.x (token + org)."""
+
+    def __init__(self, settings: InfluxSettings, **options: Any) -> None:
+        super().__init__(settings, **options)
+        if not settings.org:
+            raise InfluxError("INFLUXDB_ORG is required for InfluxDB 2 (INFLUXDB_API_VERSION=2)")
+        self._client = InfluxDBClient(
+            url=settings.url,
+            token=settings.token or "",
+            org=settings.org,
+            timeout=int(settings.timeout_seconds * 1000),
+            verify_ssl=settings.verify_ssl,
+            enable_gzip=False,
+        )
+        self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
+
+    def close(self) -> None:
+        self._write_api.close()
+        self._client.close()
+
+    def _auth_error(self, status: int, message: str) -> InfluxAuthError:
+        if not self.settings.token:
+            return InfluxAuthError("InfluxDB requires a token but none was given: set INFLUXDB_TOKEN")
+        if status == 401:
+            return InfluxAuthError("InfluxDB rejected the token in INFLUXDB_TOKEN (unauthorized)")
+        return InfluxAuthError(
+            f"the token in INFLUXDB_TOKEN lacks permission for this operation ({truncate(message, 200)})"
+        )
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a client call, turning its exceptions into ours (without the token)."""
+        try:
+            return fn(*args, **kwargs)
+        except ApiException as exc:
+            message = _api_message(exc)
+            if exc.status in (401, 403):
+                raise self._auth_error(exc.status, message) from None
+            raise InfluxQueryError(f"InfluxDB refused {what}: HTTP {exc.status} {truncate(message, 300)}") from None
+        except Urllib3Error as exc:
+            raise InfluxConnectionError(
+                f"cannot reach InfluxDB at {redact_url(self.settings.url)}: {type(exc).__name__}"
+            ) from None
+
+    def _post_lines(self, bucket: str, body: bytes, precision: str) -> WriteReply:
+        try:
+            self._write_api.write(bucket=bucket, org=self.settings.org, record=body, write_precision=_PRECISION[precision])
+        except ApiException as exc:
+            return WriteReply(exc.status or 500, _api_message(exc))
+        except Urllib3Error as exc:
+            raise TransientWriteError(f"{type(exc).__name__} talking to {redact_url(self.settings.url)}") from None
+        return WriteReply(204)
+
+    def ping(self) -> str:
+        if not self._client.ping():
+            raise InfluxConnectionError(f"cannot reach InfluxDB at {redact_url(self.settings.url)}")
+        return self._call("version", self._client.version)
+
+    def ensure_bucket(self, spec: BucketSpec) -> EnsureResult:
+        api = self._client.buckets_api()
+        rule = BucketRetentionRules(
+            type="expire", every_seconds=spec.retention_seconds, shard_group_duration_seconds=spec.shard_duration_seconds
+        )
+        found = self._call("listing buckets", api.find_buckets, name=spec.name, org=self.settings.org).buckets or []
+        if not found:
+            self._call("creating a bucket", api.create_bucket, bucket_name=spec.name, retention_rules=[rule], org=self.settings.org)
+            return "created"
+        bucket = found[0]
+        current = (bucket.retention_rules or [None])[0]
+        if (
+            current is not None
+            and current.every_seconds == spec.retention_seconds
+            and current.shard_group_duration_seconds == spec.shard_duration_seconds
+        ):
+            return "unchanged"
+        bucket.retention_rules = [rule]
+        self._call("updating a bucket", api.update_bucket, bucket)
+        return "updated"
+
+    def delete(
+        self, bucket: str, measurement: str, start: datetime, stop: datetime, tags: TagFilter | None = None
+    ) -> None:
+        # The delete API's stop is inclusive; ours is exclusive.
+        last = pd.Timestamp(to_ns(stop) - 1, unit="ns", tz="UTC")
+        api = self._client.delete_api()
+        for combo in expand_tag_filter(tags):
+            self._call(
+                "a delete", api.delete, rfc3339(start), last.isoformat().replace("+00:00", "Z"),
+                delete_predicate(measurement, combo), bucket=bucket, org=self.settings.org,
+            )
+
+    def _flux(self, bucket: str, measurement: str, start: datetime, stop: datetime, tags: TagFilter | None) -> str:
+        lines = [
+            f"from(bucket: {flux_string(bucket)})",
+            f"  |> range(start: time(v: {flux_string(rfc3339(start))}), stop: time(v: {flux_string(rfc3339(stop))}))",
+            f"  |> filter(fn: (r) => r._measurement == {flux_string(measurement)})",
+        ]
+        for key in sorted(tags or {}):
+            values = tags[key]  # type: ignore[index]
+            options = [values] if isinstance(values, str) else list(values)
+            ors = " or ".join(f"r[{flux_string(key)}] == {flux_string(v)}" for v in options)
+            lines.append(f"  |> filter(fn: (r) => {ors})")
+        return "\n".join(lines)
+
+    def read(
+        self,
+        bucket: str,
+        measurement: str,
+        start: datetime,
+        stop: datetime,
+        tags: TagFilter | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        flux = self._flux(bucket, measurement, start, stop, tags)
+        if fields:
+            flux += "\n  |> filter(fn: (r) => " + " or ".join(f"r._field == {flux_string(f)}" for f in fields) + ")"
+        flux += (
+            '\n  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")'
+            '\n  |> drop(columns: ["_start", "_stop", "_measurement"])'
+            "\n  |> group()"
+        )
+        result = self._call("a query", self._client.query_api().query_data_frame, flux, org=self.settings.org)
+        frames = result if isinstance(result, list) else [result]
+        frames = [f for f in frames if len(f)]
+        if not frames:
+            return pd.DataFrame({"time": pd.Series([], dtype="datetime64[ns, UTC]")})
+        df = pd.concat(frames, ignore_index=True).drop(columns=["result", "table"], errors="ignore")
+        df = df.rename(columns={"_time": "time"})
+        df["time"] = pd.to_datetime(df["time"], utc=True)
+        return df
+
+    def count(
+        self,
+        bucket: str,
+        measurement: str,
+        start: datetime,
+        stop: datetime,
+        tags: TagFilter | None = None,
+        field: str | None = None,
+    ) -> int:
+        flux = self._flux(bucket, measurement, start, stop, tags)
+        if field:
+            flux += f"\n  |> filter(fn: (r) => r._field == {flux_string(field)})"
+        flux += '\n  |> group(columns: ["_field"])\n  |> count()'
+        tables = self._call("a count query", self._client.query_api().query, flux, org=self.settings.org)
+        return max((int(rec.get_value()) for t in tables for rec in t.records), default=0)
+
+    def storage_stats(self) -> dict[str, dict[str, int | None]]:
+        # InfluxDB 2 OSS exposes shard sizes only on /metrics and cardinality via Flux; the
+        # bucket list is what this backend can report cheaply and exactly.
+        api = self._client.buckets_api()
+        found = self._call("listing buckets", api.find_buckets, org=self.settings.org).buckets or []
+        stats: dict[str, dict[str, int | None]] = {}
+        for bucket in found:
+            if bucket.name.startswith("_"):
+                continue
+            flux = (
+                'import "influxdata/influxdb"\n'
+                f"influxdb.cardinality(bucket: {flux_string(bucket.name)}, start: time(v: 0))"
+            )
+            tables = self._call("a cardinality query", self._client.query_api().query, flux, org=self.settings.org)
+            series = sum(int(rec.get_value()) for t in tables for rec in t.records)
+            stats[bucket.name] = {"bytes": None, "series": series, "points": None}
+        return stats
+
+
+def _api_message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message", exc.body))
+    except (ValueError, AttributeError):
+        return str(exc.body or exc.reason or "")
+

@@ -1,0 +1,136 @@
+"""InfluxV2Backend contract tests against a recording InfluxDB 2 stub."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pandas as pd
+import pytest
+
+from ha_pipeline.timeseries.backend import InfluxAuthError, InfluxWriteError, make_backend
+from ha_pipeline.timeseries.buckets import BucketSpec, InfluxSettings
+from ha_pipeline.timeseries.influx_v2 import InfluxV2Backend, delete_predicate, flux_string
+from ha_pipeline_tests.test_timeseries.v2_stub import ORG_ID, V2Stub
+
+TOKEN = "tok-SECRET-123"
+T0 = pd.Timestamp("2024-05-01T00:00:00", tz="UTC")
+WEIRD = 'sensor.we\'ird "x" \\ ${y} ü'
+
+
+@pytest.fixture
+def stub() -> Iterator[V2Stub]:
+    server = V2Stub(token=TOKEN).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def backend(stub: V2Stub) -> Iterator[InfluxV2Backend]:
+    settings = InfluxSettings(url=stub.url, api_version=2, token=TOKEN, org="home")
+    b = make_backend(settings, batch_lines=2, backoff_seconds=0.01)
+    assert isinstance(b, InfluxV2Backend)
+    yield b
+    b.close()
+
+
+def test_every_request_carries_the_token(backend: InfluxV2Backend, stub: V2Stub) -> None:
+    backend.ensure_bucket(BucketSpec("events", "m", 365, 7))
+    assert stub.requests and all(r.headers.get("Authorization") == f"Token {TOKEN}" for r in stub.requests)
+
+
+def test_ensure_bucket_created_updated_unchanged(backend: InfluxV2Backend, stub: V2Stub) -> None:
+    spec = BucketSpec("events", "m", 365, 7)
+    assert backend.ensure_bucket(spec) == "created"
+    post = stub.of("/api/v2/buckets")[-1]
+    assert post.method == "POST"
+    assert json.loads(post.body) == {
+        "name": "events", "orgID": ORG_ID, "rp": "0",
+        "retentionRules": [{"type": "expire", "everySeconds": 365 * 86400, "shardGroupDurationSeconds": 7 * 86400}],
+    }
+    assert backend.ensure_bucket(spec) == "unchanged"
+    next(iter(stub.buckets.values()))["retentionRules"][0]["everySeconds"] = 86400  # drift by hand
+    assert backend.ensure_bucket(spec) == "updated"
+    patch = [r for r in stub.requests if r.method == "PATCH"][-1]
+    assert json.loads(patch.body)["retentionRules"][0]["everySeconds"] == 365 * 86400
+    assert backend.ensure_bucket(spec) == "unchanged"
+
+
+def test_write_batches_line_protocol_synchronously(backend: InfluxV2Backend, stub: V2Stub) -> None:
+    df = pd.DataFrame(
+        {"time": [T0, T0 + pd.Timedelta(seconds=1), T0 + pd.Timedelta(seconds=2)],
+         "entity_id": ["sensor.a", WEIRD, "sensor.a"], "value": [1.5, 2.0, float("nan")], "s": ["x", "y", "z"]}
+    )
+    assert backend.write("events", df, "home_assistant_events", ["entity_id"], ["value", "s"]) == 3
+    writes = stub.of("/api/v2/write")
+    assert len(writes) == 2  # batch_lines=2
+    assert all(w.query == {"org": ["home"], "bucket": ["events"], "precision": ["s"]} for w in writes)
+    body = b"".join(w.body for w in writes).decode()
+    assert sorted(body.splitlines()) == sorted([
+        'home_assistant_events,entity_id=sensor.a value=1.5,s="x" 1714521600',
+        'home_assistant_events,entity_id=sensor.we\'ird\\ "x"\\ \\\\ ${y}\\ ü value=2.0,s="y" 1714521601',
+        'home_assistant_events,entity_id=sensor.a s="z" 1714521602',
+    ])
+
+
+def test_write_retries_5xx_then_raises_typed_4xx(backend: InfluxV2Backend, stub: V2Stub) -> None:
+    df = pd.DataFrame({"time": [T0], "v": [1.0]})
+    stub.write_replies = [(503, {"code": "unavailable", "message": "busy"})]
+    assert backend.write("events", df, "m", [], ["v"]) == 1
+    assert len(stub.of("/api/v2/write")) == 2
+    stub.write_replies = [(400, {"code": "invalid", "message": 'partial write: field type conflict: input field "v" on measurement "m" is type float, already exists as type string dropped=1'})]
+    with pytest.raises(InfluxWriteError) as info:
+        backend.write("events", df, "m", [], ["v"])
+    assert info.value.first_bad_line == "m v=1.0 1714521600" and info.value.accepted == 0
+
+
+def test_delete_predicate_and_inclusive_stop(backend: InfluxV2Backend, stub: V2Stub) -> None:
+    backend.delete("events", "home_assistant_events", T0, T0 + pd.Timedelta(hours=1), tags={"entity_id": [WEIRD, "b"]})
+    deletes = stub.of("/api/v2/delete")
+    assert [d.query for d in deletes] == [{"org": ["home"], "bucket": ["events"]}] * 2
+    bodies = [json.loads(d.body) for d in deletes]
+    assert bodies[0]["start"] == "2024-05-01T00:00:00.000000Z"
+    assert bodies[0]["stop"] == "2024-05-01T00:59:59.999999999Z"
+    assert sorted(b["predicate"] for b in bodies) == sorted(
+        [delete_predicate("home_assistant_events", {"entity_id": v}) for v in (WEIRD, "b")]
+    )
+    assert '"entity_id"="sensor.we\'ird \\"x\\" \\\\ ${y} ü"' in bodies[0]["predicate"] + bodies[1]["predicate"]
+
+
+def test_read_and_count_send_escaped_flux(backend: InfluxV2Backend, stub: V2Stub) -> None:
+    stub.query_csv = [
+        "#datatype,string,long,dateTime:RFC3339,string,double,string\n"
+        "#group,false,false,false,false,false,false\n"
+        "#default,_result,,,,,\n"
+        ",result,table,_time,entity_id,value,s\n"
+        ",,0,2024-05-01T00:00:00Z,sensor.a,1.5,x\n\n",
+        "#datatype,string,long,string,long\n"
+        "#group,false,false,true,false\n"
+        "#default,_result,,,\n"
+        ",result,table,_field,_value\n"
+        ",,0,s,7\n,,1,value,5\n\n",
+    ]
+    df = backend.read("events", "m", T0, T0 + pd.Timedelta(hours=1), tags={"entity_id": WEIRD}, fields=["value", "s"])
+    assert df.to_dict("records") == [{"time": T0, "entity_id": "sensor.a", "value": 1.5, "s": "x"}]
+    assert backend.count("events", "m", T0, T0 + pd.Timedelta(hours=1)) == 7
+    queries = [json.loads(r.body) for r in stub.of("/api/v2/query")]
+    assert all(r.query == {"org": ["home"]} for r in stub.of("/api/v2/query"))
+    flux = queries[0]["query"]
+    assert 'from(bucket: "events")' in flux
+    assert 'range(start: time(v: "2024-05-01T00:00:00.000000Z"), stop: time(v: "2024-05-01T01:00:00.000000Z"))' in flux
+    assert f"r[\"entity_id\"] == {flux_string(WEIRD)}" in flux
+    assert '"sensor.we\'ird \\"x\\" \\\\ \\${y} ü"' == flux_string(WEIRD)
+    assert 'r._field == "value" or r._field == "s"' in flux
+    assert queries[1]["query"].endswith('|> group(columns: ["_field"])\n  |> count()')
+
+
+def test_auth_errors_name_the_token_without_printing_it(stub: V2Stub) -> None:
+    df = pd.DataFrame({"time": [T0], "v": [1.0]})
+    for token, expected in [("wrong-SECRET", "rejected the token in INFLUXDB_TOKEN"), (None, "set INFLUXDB_TOKEN")]:
+        b = InfluxV2Backend(InfluxSettings(url=stub.url, api_version=2, token=token, org="home"))
+        with pytest.raises(InfluxAuthError, match=expected) as info:
+            b.write("events", df, "m", [], ["v"])
+        assert "SECRET" not in str(info.value) and "SECRET" not in repr(b)
+        b.close()
