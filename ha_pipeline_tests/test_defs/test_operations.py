@@ -159,19 +159,38 @@ def write_lines(url: str, db: str, lines: list[str]) -> None:
     assert response.status_code == 204, response.text
 
 
-def internal_bytes(url: str, db: str) -> int:
+def internal_bytes(url: str, db: str) -> int | None:
+    """The database's bytes on disk from `_internal` (summed over shards); None before a sample."""
     q = (
         'SELECT sum(b) FROM (SELECT last(diskBytes) AS b FROM "_internal".."shard" '
         f"WHERE time > now() - 1m AND \"database\" = '{db}' GROUP BY \"database\",\"retentionPolicy\",\"id\")"
     )
-    [row] = rows(influxql(url, q)[0])
-    return int(row["sum"])
+    try:
+        found = rows(influxql(url, q)[0])
+    except AssertionError:  # `_internal` does not exist until the first monitor sample
+        return None
+    return int(found[0]["sum"]) if found else None
+
+
+def wait_for_stable_size(url: str, db: str, timeout: float = 90) -> int:
+    """`_internal` samples every 10 s and the WAL is snapshotted to TSM after writes stop:
+    wait until two samples agree, so the report and our direct query see the same size."""
+    deadline = time.monotonic() + timeout
+    previous = None
+    while time.monotonic() < deadline:
+        size = internal_bytes(url, db)
+        if size and size == previous:
+            return size
+        previous = size
+        time.sleep(10.5)
+    raise AssertionError(f"size of {db} in _internal did not settle (last {previous})")
 
 
 @pytest.mark.real_influx
 def test_storage_report_matches_direct_queries(influxdb_server, buckets, resources):
     url = influxdb_server.url
-    run_retention(resources)
+    created = operations.retention_job.execute_in_process(resources=resources, op_selection=["enforce_bucket_retention"])
+    assert created.success
     events_db = buckets["events"]
     now = int(time.time())
     lines = []
@@ -185,7 +204,7 @@ def test_storage_report_matches_direct_queries(influxdb_server, buckets, resourc
             )
     write_lines(url, events_db, lines)
     write_lines(url, buckets["events_hourly"], [f"hourly_events,entity_id=sensor.e{i} mean=1 {now - 3600}" for i in range(5)])
-    time.sleep(12)  # `_internal` samples shard sizes every 10 s
+    wait_for_stable_size(url, events_db)
 
     result = dg.materialize([operations.storage_report], resources=resources)
     assert result.success
