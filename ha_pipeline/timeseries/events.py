@@ -82,23 +82,31 @@ def state_as_number(state: str | None) -> float | None:
     return _parse_finite(state)
 
 
-def parse_numbers(states: pd.Series) -> pd.Series:
-    """Finite float of each state that Python's float() accepts (HA statistics' rule), else NaN.
+def parse_unique_numbers(uniques: np.ndarray) -> np.ndarray:
+    """Finite float of each distinct state that Python's float() accepts (HA statistics' rule).
 
-    Works on the unique strings only: sensors repeat values, and the pandas parser does the
-    bulk, Python's float() only the leftovers it refuses (``"1_000"``, non-ASCII digits).
+    The pandas parser does the bulk; Python's float() only the leftovers it refuses
+    (``"1_000"``, non-ASCII digits), which are few distinct strings.
+    """
+    uniq = pd.Series(np.asarray(uniques, dtype=object), dtype=object)
+    values = pd.to_numeric(uniq, errors="coerce").astype("float64").to_numpy(copy=True)
+    values[~np.isfinite(values)] = np.nan
+    for i in np.flatnonzero(np.isnan(values)):
+        parsed = _parse_finite(uniq.iat[i]) if isinstance(uniq.iat[i], str) else None
+        if parsed is not None:
+            values[i] = parsed
+    return values
+
+
+def parse_numbers(states: pd.Series) -> pd.Series:
+    """Finite float of each state that Python's float() accepts, else NaN (see above).
+
+    Works on the unique strings only: sensors repeat their values.
     """
     codes, uniques = pd.factorize(states, use_na_sentinel=True)
     if len(uniques) == 0:
         return pd.Series(np.full(len(states), np.nan), index=states.index)
-    uniq = pd.Series(np.asarray(uniques, dtype=object))
-    values = pd.to_numeric(uniq, errors="coerce").astype("float64").to_numpy(copy=True)
-    values[~np.isfinite(values)] = np.nan
-    leftovers = np.flatnonzero(np.isnan(values))
-    for i in leftovers:
-        parsed = _parse_finite(uniq.iat[i]) if isinstance(uniq.iat[i], str) else None
-        if parsed is not None:
-            values[i] = parsed
+    values = parse_unique_numbers(np.asarray(uniques, dtype=object))
     out = np.where(codes >= 0, values[np.maximum(codes, 0)], np.nan)
     return pd.Series(out, index=states.index, dtype="float64")
 

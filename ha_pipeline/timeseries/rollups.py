@@ -29,7 +29,7 @@ from typing import Any, TypedDict
 import numpy as np
 import pandas as pd
 
-from ha_pipeline.timeseries.events import OFF_STATES, ON_STATES, UNAVAILABLE, parse_numbers
+from ha_pipeline.timeseries.events import OFF_STATES, ON_STATES, UNAVAILABLE, parse_unique_numbers
 
 PERIOD_SECONDS = 300
 # Meter reset threshold of HA's reset_detected (total_increasing).
@@ -91,12 +91,20 @@ def start_states_from_events(events: pd.DataFrame) -> dict[str, StartState]:
     """
     if events.empty:
         return {}
-    first = events.sort_values("time", kind="stable").groupby("entity_id", sort=False).head(1)
-    return {
-        e: {"state": s}
-        for e, s in zip(first["entity_id"], first["previous_state"])
-        if isinstance(s, str)
-    }
+    codes, uniques = pd.factorize(events["entity_id"])
+    t = (pd.to_datetime(events["time"], utc=True) - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
+    first, _ = _first_last(codes, t)
+    previous = events["previous_state"].to_numpy(dtype=object)[first]
+    return {e: {"state": p} for e, p in zip(uniques, previous) if isinstance(p, str)}
+
+
+def _first_last(codes: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row index of the earliest and latest row per code (codes 0..n-1, all present)."""
+    order = np.lexsort((t, codes))
+    sorted_codes = codes[order]
+    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
+    ends = np.r_[starts[1:], len(order)] - 1
+    return order[starts], order[ends]
 
 
 def _group_end(keys: np.ndarray) -> np.ndarray:
@@ -163,14 +171,23 @@ def hourly_summaries(
     width = (we - ws).total_seconds()
     entity_meta = entity_meta or {}
     ev = events
+    ev_t = np.zeros(0)
     if not ev.empty:
         times = pd.to_datetime(ev["time"], utc=True)
-        ev = ev.assign(time=times)[(times >= ws) & (times < we)]
+        inside = ((times >= ws) & (times < we)).to_numpy()
+        if not inside.all():
+            ev, times = ev[inside], times[inside]
+        ev_t = (times - ws).dt.total_seconds().to_numpy()
+    ev_code, ev_entities = pd.factorize(ev["entity_id"]) if not ev.empty else (np.zeros(0, np.int64), [])
+    first_ev, last_ev = _first_last(ev_code, ev_t) if len(ev) else (np.zeros(0, np.int64),) * 2
     if start_states is None:
-        start_states = start_states_from_events(ev)
+        previous = ev["previous_state"].to_numpy(dtype=object)[first_ev]
+        start_states = {e: {"state": p} for e, p in zip(ev_entities, previous) if isinstance(p, str)}
 
-    known_start = [e for e, s in start_states.items() if isinstance((s or {}).get("state"), str)]
-    entity_ids = pd.Index(pd.unique(np.r_[ev["entity_id"].to_numpy(dtype=object), np.asarray(known_start, dtype=object)]))
+    # Entities with events come first (their factorize codes), then held-only ones.
+    seen = set(ev_entities)
+    held = [e for e, st in start_states.items() if e not in seen and isinstance((st or {}).get("state"), str)]
+    entity_ids = pd.Index(list(ev_entities) + held, dtype=object)
     n_ent = len(entity_ids)
     if n_ent == 0:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in SUMMARY_COLUMNS})
@@ -179,49 +196,57 @@ def hourly_summaries(
     period_start = np.arange(k_periods) * float(PERIOD_SECONDS)
     period_end = np.minimum(period_start + PERIOD_SECONDS, width)
 
-    # Row set: one boundary row per entity and period (state in force at the period start;
-    # period 0 carries the start state) followed by the window's events.
     starts = [start_states.get(e) or {} for e in entity_ids]
-    start_state = pd.Series([s.get("state") for s in starts], dtype=object)
-    start_lr = pd.Series([s.get("last_reset") for s in starts], dtype=object)
     start_last_numeric = np.asarray(
-        [s.get("last_numeric") if s.get("last_numeric") is not None else np.nan for s in starts],
+        [st.get("last_numeric") if st.get("last_numeric") is not None else np.nan for st in starts],
         dtype="float64",
     )
-    ev_code = entity_ids.get_indexer(ev["entity_id"])
-    ev_t = (ev["time"] - ws).dt.total_seconds().to_numpy() if not ev.empty else np.zeros(0)
-    ev_lr = ev["last_reset"] if "last_reset" in ev.columns else pd.Series([None] * len(ev), dtype=object)
+    # States and last_reset values as codes into their distinct values: the sort below then
+    # moves integers, and parsing happens once per distinct string.
+    state_codes, state_uniques = pd.factorize(
+        np.r_[np.asarray([st.get("state") for st in starts], dtype=object), ev["state_value"].to_numpy(dtype=object)]
+    )
+    uniques = np.asarray(state_uniques, dtype=object)
+    u_x = np.r_[parse_unique_numbers(uniques), np.nan]  # code -1 (no state) -> last slot
+    u_unavailable = np.r_[uniques == UNAVAILABLE, False]
+    u_on = np.r_[np.isin(uniques, list(ON_STATES)), False]
+    u_onoff = u_on | np.r_[np.isin(uniques, list(OFF_STATES)), False]
+    lr_values = np.r_[
+        np.asarray([st.get("last_reset") for st in starts], dtype=object),
+        ev["last_reset"].to_numpy(dtype=object) if "last_reset" in ev.columns else np.full(len(ev), None, dtype=object),
+    ]
+    lr_codes, lr_uniques = pd.factorize(lr_values)
+    u_lr = np.r_[_normalise_last_reset(pd.Series(np.asarray(lr_uniques, dtype=object), dtype=object)).to_numpy(), np.nan]
 
+    # Row set: one boundary row per entity and period (state in force at the period start;
+    # period 0 carries the start state) and the window's events.
     n_bound = n_ent * k_periods
+    n_ev = len(ev)
     code = np.r_[np.repeat(np.arange(n_ent), k_periods), ev_code]
     t = np.r_[np.tile(period_start, n_ent), ev_t]
-    kind = np.r_[np.zeros(n_bound, dtype=np.int8), np.ones(len(ev), dtype=np.int8)]
-    period = np.r_[np.tile(np.arange(k_periods), n_ent), np.minimum((ev_t // PERIOD_SECONDS).astype(np.int64), k_periods - 1)]
-    carries_state = np.r_[np.tile(np.arange(k_periods) == 0, n_ent), np.ones(len(ev), dtype=bool)]
-    states = pd.concat(
-        [pd.Series(np.repeat(start_state.to_numpy(dtype=object), k_periods), dtype=object), ev["state_value"].astype(object)],
-        ignore_index=True,
-    )
-    lr_all = _normalise_last_reset(
-        pd.concat([pd.Series(np.repeat(start_lr.to_numpy(dtype=object), k_periods), dtype=object), ev_lr.astype(object)], ignore_index=True)
-    ).to_numpy()
+    kind = np.r_[np.zeros(n_bound, dtype=np.int8), np.ones(n_ev, dtype=np.int8)]
+    period = np.r_[
+        np.tile(np.arange(k_periods), n_ent),
+        np.minimum((ev_t // PERIOD_SECONDS).astype(np.int64), k_periods - 1),
+    ]
+    is_start = np.tile(np.arange(k_periods) == 0, n_ent)
+    carries_state = np.r_[is_start, np.ones(n_ev, dtype=bool)]
+    # Value index: start rows -> their entity's start state, events -> their own.
+    value_at = np.r_[np.repeat(np.arange(n_ent), k_periods), n_ent + np.arange(n_ev)]
 
     # Boundary rows sort before events at the same instant: HA's period start state is the
     # last row strictly before the period start, and a row exactly at it is inside the period.
     order = np.lexsort((kind, t, code))
-    code, t, kind, period, carries_state = code[order], t[order], kind[order], period[order], carries_state[order]
-    states = states.iloc[order].reset_index(drop=True)
-    lr_all = lr_all[order]
-    x = parse_numbers(states).to_numpy(copy=True)
-    is_unavailable = (states == UNAVAILABLE).to_numpy()
-    is_on = states.isin(ON_STATES).to_numpy()
-    is_onoff = is_on | states.isin(OFF_STATES).to_numpy()
-
+    code, t, kind, period, carries_state, value_at = (
+        a[order] for a in (code, t, kind, period, carries_state, value_at)
+    )
     # Later boundary rows copy the row in force (start state or last event before them).
     idx = np.arange(len(code))
     src = np.maximum.accumulate(np.where(carries_state, idx, 0))
-    x, lr_all = x[src], lr_all[src]
-    is_unavailable, is_on, is_onoff = is_unavailable[src], is_on[src], is_onoff[src]
+    value_at = value_at[src]
+    sc = state_codes[value_at]
+    x, lr_all = u_x[sc], u_lr[lr_codes[value_at]]
+    is_unavailable, is_on, is_onoff = u_unavailable[sc], u_on[sc], u_onoff[sc]
 
     # Each row holds until the next row of its period, or the period end.
     group = code * k_periods + period
@@ -230,10 +255,10 @@ def hourly_summaries(
     dur = t_next - t
 
     xf = _ffill_within(x, group)
-    held = ~np.isnan(xf)
+    held_value = ~np.isnan(xf)
     n_groups = n_ent * k_periods
-    weighted = np.bincount(group, weights=np.where(held, xf * dur, 0.0), minlength=n_groups)
-    covered = np.bincount(group, weights=np.where(held, dur, 0.0), minlength=n_groups)
+    weighted = np.bincount(group, weights=np.where(held_value, xf * dur, 0.0), minlength=n_groups)
+    covered = np.bincount(group, weights=np.where(held_value, dur, 0.0), minlength=n_groups)
     present = np.bincount(group, weights=(~np.isnan(x)).astype(float), minlength=n_groups) > 0
     with np.errstate(invalid="ignore", divide="ignore"):
         # HA returns 0.0 when a period has no measurable duration.
@@ -243,11 +268,14 @@ def hourly_summaries(
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(n_present > 0, np.nansum(period_mean, axis=1) / n_present, np.nan)
 
-    xs = pd.Series(x)
-    per_entity = xs.groupby(code)
-    minimum = per_entity.min().reindex(range(n_ent)).to_numpy()
-    maximum = per_entity.max().reindex(range(n_ent)).to_numpy()
-    last = per_entity.last().reindex(range(n_ent)).to_numpy()
+    # Per entity: rows are sorted by entity and every entity has its boundary rows.
+    seg = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
+    seg_end = np.r_[seg[1:], len(code)] - 1
+    with np.errstate(invalid="ignore"):
+        minimum = np.fmin.reduceat(x, seg)
+        maximum = np.fmax.reduceat(x, seg)
+    last_valid = np.maximum.accumulate(np.where(~np.isnan(x), idx, -1))[seg_end]
+    last = np.where(last_valid >= seg, x[np.maximum(last_valid, 0)], np.nan)
 
     count = np.bincount(code[kind == 1], minlength=n_ent).astype("int64")
     unavailable_seconds = np.bincount(code, weights=np.where(is_unavailable, dur, 0.0), minlength=n_ent)
@@ -257,23 +285,22 @@ def hourly_summaries(
 
     state_class = np.asarray([(entity_meta.get(e) or {}).get("state_class") for e in entity_ids], dtype=object)
     # Sum chain: seed (start number, else the last number before the window) then events.
-    seed_x = x[(kind == 0) & (t == 0.0) & carries_state]
-    seed_code = code[(kind == 0) & (t == 0.0) & carries_state]
-    seed_lr = lr_all[(kind == 0) & (t == 0.0) & carries_state]
-    seed_x = np.where(np.isnan(seed_x), start_last_numeric[seed_code], seed_x)
+    seed = (kind == 0) & (t == 0.0) & carries_state
+    seed_code = code[seed]
+    seed_x = np.where(np.isnan(x[seed]), start_last_numeric[seed_code], x[seed])
     ev_rows = kind == 1
     sum_code = np.r_[seed_code, code[ev_rows]]
     sum_order = np.argsort(sum_code, kind="stable")
     sum_increase = _sum_increase(
         sum_code[sum_order],
         np.r_[seed_x, x[ev_rows]][sum_order],
-        np.r_[seed_lr, lr_all[ev_rows]][sum_order],
+        np.r_[lr_all[seed], lr_all[ev_rows]][sum_order],
         state_class,
         n_ent,
     )
 
     out = pd.DataFrame({"time": pd.Series([ws] * n_ent, dtype="datetime64[ns, UTC]")})
-    out = out.assign(**_tags(entity_ids, ev, entity_meta))
+    out = out.assign(**_tags(entity_ids, ev, last_ev, entity_meta))
     out = out.assign(
         mean=mean,
         min=minimum,
@@ -288,18 +315,22 @@ def hourly_summaries(
     return out[list(SUMMARY_COLUMNS)]
 
 
-def _tags(entity_ids: pd.Index, events: pd.DataFrame, meta: Mapping[str, Mapping[str, Any]]) -> dict[str, np.ndarray]:
-    """Tag columns per entity: the inventory's values, else the last event's."""
-    last_event = events.groupby("entity_id", sort=False).last() if not events.empty else pd.DataFrame()
+def _tags(
+    entity_ids: pd.Index, events: pd.DataFrame, last_event: np.ndarray, meta: Mapping[str, Mapping[str, Any]]
+) -> dict[str, np.ndarray]:
+    """Tag columns per entity: the inventory's values, else the entity's last event's."""
     tags: dict[str, np.ndarray] = {
         "entity_id": entity_ids.to_numpy(dtype=object),
         "domain": np.asarray([str(e).split(".", 1)[0] for e in entity_ids], dtype=object),
     }
+    n_with_events = len(last_event)
     for col in TAG_COLUMNS[2:]:
-        from_meta = pd.Series([(meta.get(e) or {}).get(col) or None for e in entity_ids], index=entity_ids, dtype=object)
-        if col in last_event.columns:
-            from_meta = from_meta.fillna(last_event[col].reindex(entity_ids).astype(object))
-        tags[col] = from_meta.to_numpy(dtype=object)
+        values = np.asarray([(meta.get(e) or {}).get(col) or None for e in entity_ids], dtype=object)
+        if col in events.columns and n_with_events:
+            from_events = events[col].to_numpy(dtype=object)[last_event]
+            head = values[:n_with_events]
+            values[:n_with_events] = np.where(pd.isna(head), from_events, head)
+        tags[col] = values
     return tags
 
 
