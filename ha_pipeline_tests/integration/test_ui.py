@@ -211,8 +211,13 @@ def launch_and_wait(ui: UI, job: str, partition: str | None = None, timeout: flo
         if run["status"] in {"SUCCESS", "FAILURE", "CANCELED"}:
             if run["status"] != "SUCCESS":
                 logs = ui.gql("""query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events {
-                    __typename ... on MessageEvent { message } } } } }""", {"id": run_id})
-                messages = [e.get("message") for e in logs["logsForRun"]["events"] if e.get("message")]
+                    __typename ... on MessageEvent { message }
+                    ... on ExecutionStepFailureEvent { error { message } } } } } }""", {"id": run_id})
+                messages = [
+                    (e.get("message") or "") + (f": {e['error']['message']}" if e.get("error") else "")
+                    for e in logs["logsForRun"]["events"]
+                    if e.get("message")
+                ]
                 pytest.fail(f"{job} {partition or ''} ended {run['status']}:\n" + "\n".join(messages[-15:]))
             return run_id
         time.sleep(2)
