@@ -483,7 +483,8 @@ class MetadataStore:
         out = {"entities": delete(e, "entity_id", old(e, "entity_id"))}
 
         referenced = set(conn.execute(sa.select(e.c.device_id).where(e.c.device_id.is_not(None))).scalars())
-        via = dict(conn.execute(sa.select(d.c.device_id, d.c.via_device_id).where(d.c.via_device_id.is_not(None))))
+        via_rows = conn.execute(sa.select(d.c.device_id, d.c.via_device_id).where(d.c.via_device_id.is_not(None)))
+        via = {dev: hub for dev, hub in via_rows}
         purge = old(d, "device_id") - referenced
         while True:  # a hub stays while a kept device is connected through it
             kept_refs = {hub for dev, hub in via.items() if dev not in purge}
