@@ -19,6 +19,7 @@ a trailing backslash (it escapes the separator after it).
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -27,6 +28,7 @@ import pandas as pd
 
 PRECISION_FACTOR: dict[str, int] = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 DEFAULT_BATCH_LINES = 50_000
+_IDENTITY_SAMPLE = 10_000
 
 
 class LineProtocolError(ValueError):
@@ -123,9 +125,36 @@ def _timestamps(column: pd.Series, precision: str) -> np.ndarray:
     return nanos // PRECISION_FACTOR[precision]
 
 
+def _factorize(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Codes (−1 = missing) and distinct values of a column.
+
+    Object columns usually repeat a few string objects (one per entity, area, …), so they are
+    factorized by object identity first (an int64 hash of the pointers, no string hashing or
+    comparing), and only the few distinct objects are then factorized by value.
+    """
+    if not pd.api.types.is_object_dtype(column.dtype) and not pd.api.types.is_string_dtype(column.dtype):
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)
+        return np.asarray(codes, dtype=np.int64), np.asarray(uniques)
+    objects = column.to_numpy(dtype=object)
+    if not objects.size:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=object)
+    objects = np.ascontiguousarray(objects)
+    pointers = np.ctypeslib.as_array((ctypes.c_ssize_t * objects.size).from_address(objects.ctypes.data))
+    sample = pointers[:_IDENTITY_SAMPLE]
+    if len(pd.unique(sample)) > sample.size // 4:
+        # Mostly distinct objects (e.g. states parsed from JSON): identity buys nothing.
+        codes, uniques = pd.factorize(objects, use_na_sentinel=True)
+        return np.asarray(codes, dtype=np.int64), np.asarray(uniques, dtype=object)
+    identity, distinct = pd.factorize(pointers)
+    representative = np.empty(len(distinct), dtype=np.intp)
+    representative[identity] = np.arange(objects.size)
+    by_value, uniques = pd.factorize(objects[representative], use_na_sentinel=True)
+    return np.asarray(by_value, dtype=np.int64)[identity], np.asarray(uniques, dtype=object)
+
+
 def _tag_codes(column: pd.Series, name: str) -> tuple[np.ndarray, list[str]]:
     """Codes into escaped ``,key=value`` pieces; code 0 is "absent" (null or empty)."""
-    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    codes, uniques = _factorize(column)
     key = _escape_key(name)
     pieces = [""]
     for value in uniques.tolist():
@@ -135,28 +164,36 @@ def _tag_codes(column: pd.Series, name: str) -> tuple[np.ndarray, list[str]]:
             continue
         _check_key_like(text, f"tag {name!r} value")
         pieces.append(f",{key}={_escape_key(text)}")
-    return codes.astype(np.int64) + 1, pieces
+    return codes + 1, pieces
 
 
-def _field_values(column: pd.Series, name: str) -> tuple[np.ndarray, list[str]]:
-    """Codes (−1 = missing) and formatted distinct values for one field column."""
+def _field_values(column: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """Codes (−1 = missing), distinct values and the line-protocol kind of one field column."""
     dtype = column.dtype
     if pd.api.types.is_bool_dtype(dtype):
-        codes, uniques = pd.factorize(column, use_na_sentinel=True)
-        return codes, ["true" if bool(v) else "false" for v in uniques.tolist()]
+        return (*_factorize(column), "bool")
     if pd.api.types.is_integer_dtype(dtype):
-        codes, uniques = pd.factorize(column, use_na_sentinel=True)
-        return codes, [f"{int(v)}i" for v in uniques.tolist()]
+        return (*_factorize(column), "int")
     if pd.api.types.is_float_dtype(dtype):
         values = column.to_numpy(dtype=np.float64, na_value=np.nan)
         # Line protocol has no Inf; like NaN it means "no value for this field on this row".
         values = np.where(np.isfinite(values), values, np.nan)
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
-        return codes, [repr(float(v)) for v in uniques.tolist()]
+        return np.asarray(codes, dtype=np.int64), uniques, "float"
     if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_datetime64_any_dtype(dtype):
         raise LineProtocolError(f"field {name!r} has unsupported dtype {dtype}")
-    codes, uniques = pd.factorize(column, use_na_sentinel=True)
-    return codes, [_raw(_escape_string_field(v if isinstance(v, str) else str(v))) for v in uniques.tolist()]
+    return (*_factorize(column), "string")
+
+
+def _format_values(kind: str, prefix: str, values: list) -> list[str]:
+    """``prefix`` + each value in line-protocol syntax (one C-level format call per value)."""
+    if kind == "float":
+        return list(map((prefix + "%r").__mod__, map(float, values)))
+    if kind == "int":
+        return list(map((prefix + "%di").__mod__, map(int, values)))
+    if kind == "bool":
+        return [prefix + ("true" if v else "false") for v in values]
+    return [prefix + _raw(_escape_string_field(v if isinstance(v, str) else str(v))) for v in values]
 
 
 def _combine(codes: Sequence[np.ndarray], n_rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -165,8 +202,9 @@ def _combine(codes: Sequence[np.ndarray], n_rows: int) -> tuple[np.ndarray, np.n
     for c in codes:
         combined, _ = pd.factorize(combined * (int(c.max(initial=0)) + 1) + c)
         combined = combined.astype(np.int64)
-    _, first_rows = np.unique(combined, return_index=True)
-    return combined, first_rows
+    representative = np.empty(int(combined.max(initial=-1)) + 1, dtype=np.intp)
+    representative[combined] = np.arange(n_rows)
+    return combined, representative
 
 
 def prepare_lines(
@@ -199,28 +237,30 @@ def prepare_lines(
     )
 
     field_parts = [(_raw(_escape_key(name)), *_field_values(df[name], name)) for name in fields]
-    present = np.stack([c >= 0 for _, c, _ in field_parts], axis=1) if n else np.zeros((0, len(fields)), bool)
-    keep = present.any(axis=1)
-    rows = np.flatnonzero(keep)
+    present = np.stack([c >= 0 for _, c, _, _ in field_parts], axis=1) if n else np.zeros((0, len(fields)), bool)
+    rows = np.flatnonzero(present.any(axis=1))
     first_kept = present.argmax(axis=1)[rows]
 
     pieces = np.empty((rows.size, len(fields) + 2), dtype=object)
     pieces[:, 0] = series_keys[series_code[rows]]
-    for j, (key, codes, formatted) in enumerate(field_parts):
+    for j, (key, codes, uniques, kind) in enumerate(field_parts):
         # Choice 0: missing; 1..k: first field of its line (" key=v"); k+1..2k: later (",key=v").
-        # Only the variants some row uses are built: formatting per distinct value is the hot part.
-        k = len(formatted)
+        # Only variants some row uses are formatted: formatting distinct values is the hot part.
+        k = len(uniques)
         c = codes[rows]
-        first = first_kept == j
-        index = np.where(c < 0, 0, c + 1 + np.where(first, 0, k))
-        used = np.flatnonzero(np.bincount(index, minlength=2 * k + 1)[1:])
+        index = np.where(c < 0, 0, c + 1 + np.where(first_kept == j, 0, k))
+        used = np.bincount(index, minlength=2 * k + 1)
         choices = np.empty(2 * k + 1, dtype=object)
         choices[0] = ""
-        choices[used + 1] = [(" " if u < k else ",") + key + "=" + formatted[u % k] for u in used.tolist()]
+        for offset, separator in ((1, " "), (k + 1, ",")):
+            wanted = np.flatnonzero(used[offset : offset + k])
+            if wanted.size:
+                selected = uniques if wanted.size == k else uniques[wanted]
+                choices[offset + wanted] = _format_values(kind, separator + key + "=", selected.tolist())
         pieces[:, j + 1] = choices[index]
     kept_stamps = stamps[rows]
     ts_codes, ts_uniques = pd.factorize(kept_stamps)
-    ts_text = np.array([f" {v}\n" for v in ts_uniques.tolist()], dtype=object)
+    ts_text = np.array(list(map(" %d\n".__mod__, ts_uniques.tolist())), dtype=object)
     pieces[:, -1] = ts_text[ts_codes] if rows.size else ts_text[:0]
     return PreparedLines(pieces=pieces, dropped_rows=int(n - rows.size), timestamps=kept_stamps)
 

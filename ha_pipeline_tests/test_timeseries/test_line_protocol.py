@@ -91,3 +91,18 @@ def test_empty_frame() -> None:
     df = pd.DataFrame({"time": pd.Series([], dtype="datetime64[ns, UTC]"), "t": [], "f": []})
     batch = frame_to_lines(df, "m", ["t"], ["f"])
     assert (batch.lines, batch.dropped_rows, batch.body) == (0, 0, [])
+
+
+def test_repeated_objects_and_equal_copies_share_one_tag_value() -> None:
+    # Many rows referencing a few string objects take the identity path; an equal string held by
+    # another object (and a None) must still land on the same tag / absent tag.
+    a, b = "sensor.a", "sensor.b"
+    copy_of_a = "".join(["sensor.", "a"])
+    assert copy_of_a is not a
+    ids = np.array([a, b] * 20_000, dtype=object)
+    ids[7], ids[8] = copy_of_a, None
+    df = pd.DataFrame({"time": pd.Timestamp("2024-01-01", tz="UTC"), "entity_id": ids, "f": 1.0})
+    lines = b"".join(frame_to_lines(df, "m", ["entity_id"], ["f"]).body).decode().splitlines()
+    assert lines[7] == "m,entity_id=sensor.a f=1.0 1704067200"
+    assert lines[8] == "m f=1.0 1704067200"
+    assert {line.split(" ")[0] for line in lines} == {"m,entity_id=sensor.a", "m,entity_id=sensor.b", "m"}
