@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity hash: specs key per-spec caches
 class EntitySpec:
     """One entity a device model provides."""
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -160,12 +161,15 @@ class _Params:
     def __init__(self, sources: list[Source]):
         self.n = len(sources)
         self.gid = np.array([s.gid for s in sources], dtype=np.uint64)
-        self.kind = np.array([KINDS.index(s.kind) for s in sources], dtype=np.int64)
-        for name in ("rate", "base", "amp", "step", "lo", "hi", "phase", "p_unavailable",
-                     "daily", "cycle_days", "cycle_offset"):
-            setattr(self, name, np.array([getattr(s, name) for s in sources], dtype=np.float64))
-        self.decimals = np.array([s.decimals for s in sources], dtype=np.int64)
-        self.inverted = np.array([s.inverted for s in sources], dtype=bool)
+        kind_code = {k: i for i, k in enumerate(KINDS)}
+        self.kind = np.array([kind_code[s.kind] for s in sources], dtype=np.int64)
+        names = ("rate", "base", "amp", "step", "lo", "hi", "phase", "p_unavailable", "daily", "cycle_days",
+                 "cycle_offset", "decimals", "inverted")
+        columns = np.array([operator.attrgetter(*names)(s) for s in sources], dtype=np.float64).reshape(-1, len(names))
+        for i, name in enumerate(names[:-2]):
+            setattr(self, name, np.ascontiguousarray(columns[:, i]))
+        self.decimals = columns[:, -2].astype(np.int64)
+        self.inverted = columns[:, -1].astype(bool)
 
 
 def meter_total(t: np.ndarray, daily: np.ndarray, phase: np.ndarray) -> np.ndarray:

@@ -7,15 +7,15 @@ with an HA-shaped event (``state_changed``, ``device_registry_updated``, ``entit
 
 from __future__ import annotations
 
-import base64
 import copy
+import dataclasses
 import functools
-import hashlib
 import math
 import random
 import re
 import time
 import unicodedata
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -53,15 +53,15 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
 
 
-# base32 (RFC 4648) → Crockford's alphabet, which ULIDs use
-_CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# two Crockford characters per 10 bits: 13 lookups make a 26-character ULID
+_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
 
 
 def ulid(ts: float, rnd: random.Random) -> str:
-    """A ULID string like HA's context ids: 10 chars of ms time, 16 chars of randomness."""
-    stamp = base64.b32encode((int(ts * 1000) << 30).to_bytes(10, "big"))[:10]
-    noise = base64.b32encode(rnd.getrandbits(80).to_bytes(10, "big"))
-    return (stamp + noise).decode().translate(_CROCKFORD)
+    """A ULID string like HA's context ids: 48 bits of ms time, then 80 random bits."""
+    value = (int(ts * 1000) << 80) | rnd.getrandbits(80)
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in range(120, -10, -10)])
 
 
 def context(ts: float, rnd: random.Random, user_id: str | None = None) -> dict[str, Any]:
@@ -125,9 +125,10 @@ class SimulatedHome:
             value, lu, lc = current[eid]
             lu = min(lu, self.now) if math.isfinite(lu) else self.now - 30 * 86400
             lc = lu if not math.isfinite(lc) else lc
+            updated = iso(lu)
             self.states[eid] = {
                 "entity_id": eid, "state": value[0], "attributes": value[1],
-                "last_changed": iso(lc), "last_updated": iso(lu),
+                "last_changed": updated if lc == lu else iso(lc), "last_updated": updated,
                 "context": {"id": ulid(lu, self.rnd), "parent_id": None, "user_id": None},
             }
 
@@ -383,6 +384,15 @@ class SimulatedHome:
                               "states": self.states})
 
 
+@functools.lru_cache(maxsize=1024)
+def _extra_spec(index: int, n: int) -> EntitySpec:
+    """The n-th copy of a padding entity (``Voltage 2``…), one object per (index, n) so caches hit."""
+    base = catalog.EXTRAS[index]
+    if n == 1:
+        return base
+    return dataclasses.replace(base, key=f"{base.key}_{n}", name=f"{base.name} {n}")
+
+
 class _Builder:
     """Builds registry records and history sources deterministically from one Random."""
 
@@ -420,7 +430,8 @@ class _Builder:
 
     def gid(self, key: str) -> int:
         # stable per-entity key for the history hash, independent of dict order
-        return int.from_bytes(hashlib.blake2b(f"{self.seed}:{key}".encode(), digest_size=8).digest(), "little")
+        data = key.encode()
+        return (zlib.crc32(data) << 32) | zlib.adler32(data)
 
     def build(self, n_areas: int, n_devices: int, per_device: int) -> None:
         for i in range(n_areas):
@@ -502,14 +513,14 @@ class _Builder:
         }
         self.devices[device_id] = device
         specs = list(model.entities[:n_entities])
+        keys = {spec.key for spec in specs}
         i = 0
         while len(specs) < n_entities:
-            base = catalog.EXTRAS[i % len(catalog.EXTRAS)]
-            rep = i // len(catalog.EXTRAS)
-            specs.append(EntitySpec(base.domain, f"{base.key}_{rep + 2}" if rep else base.key,
-                                    f"{base.name} {rep + 2}" if rep else base.name, base.kind, base.device_class,
-                                    base.unit, base.state_class, base.category, base.disabled, base.icon, base.gen)
-                         if any(s.key == base.key for s in specs) or rep else base)
+            n = 1
+            while (extra := _extra_spec(i % len(catalog.EXTRAS), n)).key in keys:
+                n += 1
+            specs.append(extra)
+            keys.add(extra.key)
             i += 1
         for index, spec in enumerate(specs):
             self.add_entity(spec, device, model.integration, index)
@@ -517,7 +528,11 @@ class _Builder:
 
     def add_entity(self, spec: EntitySpec, device: dict[str, Any] | None, platform: str, index: int) -> str:
         device_name = (device["name_by_user"] or device["name"]) if device else None
-        object_id = slugify(f"{device_name} {spec.name}" if device_name and spec.name else (device_name or spec.name or spec.key))
+        # slugs of the parts are cached; slug(a b) == slug(a)_slug(b) for non-empty slugs
+        if device_name and spec.name:
+            object_id = f"{slugify(device_name)}_{slugify(spec.name)}"
+        else:
+            object_id = slugify(device_name or spec.name or spec.key)
         entity_id = self.unique_entity_id(spec.domain, object_id)
         r = self.rnd.random()
         disabled = "integration" if spec.disabled else None
@@ -572,27 +587,32 @@ class _Builder:
         device_name = device["name_by_user"] or device["name"]
         return f"{device_name} {name}" if name else device_name
 
-    def source(self, entity_id: str, spec: EntitySpec, friendly: str) -> Source:
+    @staticmethod
+    @functools.lru_cache(maxsize=256)
+    def _template(spec: EntitySpec, event_rate: float) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """(Source keyword arguments, attributes before friendly_name, after it) per entity spec."""
         gen = dict(spec.gen)
-        rate = self.event_rate * gen.pop("rate_factor", 1.0)
-        attrs: dict[str, Any] = {}
+        gen["rate"] = event_rate * gen.pop("rate_factor", 1.0)
+        head: dict[str, Any] = {}
+        tail: dict[str, Any] = {}
         if spec.state_class:
-            attrs["state_class"] = spec.state_class
+            head["state_class"] = spec.state_class
         if spec.unit:
-            attrs["unit_of_measurement"] = spec.unit
+            head["unit_of_measurement"] = spec.unit
         if spec.device_class:
-            attrs["device_class"] = spec.device_class
+            head["device_class"] = spec.device_class
         if spec.icon:
-            attrs["icon"] = spec.icon
+            head["icon"] = spec.icon
         if spec.domain == "light":
-            attrs = {"supported_color_modes": ["brightness"], "color_mode": None, "brightness": None}
-        attrs["friendly_name"] = friendly
-        if spec.domain == "light":
-            attrs["supported_features"] = 0
+            head = {"supported_color_modes": ["brightness"], "color_mode": None, "brightness": None}
+            tail = {"supported_features": 0}
+        return gen, head, tail
+
+    def source(self, entity_id: str, spec: EntitySpec, friendly: str) -> Source:
+        gen, head, tail = self._template(spec, self.event_rate)
+        attrs = {**head, "friendly_name": friendly, **tail}
         phase = self.rnd.uniform(0, 2 * math.pi)
-        src = Source(gid=self.gid(entity_id), kind=spec.kind, rate=rate, phase=phase, attributes=attrs)
-        for k, v in gen.items():
-            setattr(src, k, v)
+        src = Source(gid=self.gid(entity_id), kind=spec.kind, phase=phase, attributes=attrs, **gen)
         if spec.kind == "numeric":
             src.base = src.base * self.rnd.uniform(0.9, 1.1)
         if spec.kind == "meter":

@@ -125,15 +125,37 @@ def timelines(home: "SimulatedHome", entity_ids: Iterable[str], t0: float, t1: f
 
 
 def state_in_force(home: "SimulatedHome", t: float) -> dict[str, tuple[tuple[str, dict[str, Any]], float, float]]:
-    """Per entity: ((state, attributes), last_updated, last_changed) of the last row before ``t``."""
-    result = {}
-    for eid, tl in timelines(home, list(home.sources), t, t).items():
-        if tl.start is None:
-            src = home.sources[eid]
-            result[eid] = ((src.constant if src.kind == "constant" else "unknown", src.attributes), -math.inf, -math.inf)
-            continue
-        s, a, lu, lc = tl.start
-        result[eid] = ((s, a), lu, lu if lc is None else lc)
+    """Per entity: ((state, attributes), last_updated, last_changed) of the last row before ``t``.
+
+    Entities without any row get (their constant or "unknown", -inf, -inf).
+    """
+    positions = home._source_pos
+    generated = np.asarray(sorted(p for p in positions.values() if p is not None), dtype=np.int64)
+    prior, _ = home.generator.window(min(t, home.now), min(t, home.now), generated)
+    states = _state_strings(home, prior)
+    lus = prior.lu.tolist()
+    lcs = np.where(np.isnan(prior.lc), prior.lu, prior.lc).tolist()
+    bright = prior.brightness.tolist()
+    sources = home.generator.sources
+    result: dict[str, tuple[tuple[str, dict[str, Any]], float, float]] = {}
+    by_pos = {}
+    for i, pos in enumerate(prior.pos.tolist()):
+        src = sources[pos]
+        attrs = src.attributes
+        if src.kind == "light" and states[i] == "on":
+            attrs = {**attrs, "color_mode": "brightness", "brightness": bright[i]}
+        by_pos[pos] = ((states[i], attrs), lus[i], lcs[i])
+    for eid, src in home.sources.items():
+        pos = positions.get(eid)
+        found = by_pos.get(pos) if pos is not None else None
+        if found is None:
+            found = ((src.constant if src.kind == "constant" else "unknown", src.attributes), -math.inf, -math.inf)
+        result[eid] = found
+    for eid, rows in home.runtime_rows.items():
+        before = [r for r in rows if r["lu"] < t]
+        if before:
+            r = before[-1]
+            result[eid] = ((r["s"], r["a"]), r["lu"], r["lc"])
     return result
 
 

@@ -20,6 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from ha_pipeline.simulator import recorder
+from ha_pipeline.simulator.history import gc_paused
 from ha_pipeline.simulator.home import HA_VERSION, ON_OFF_DOMAINS, USER_ID, SimulatedHome, SimulatorError, context
 
 WS_PATH = "/api/websocket"
@@ -71,7 +72,8 @@ class _Connection:
         self.outbox: asyncio.Queue[str] = asyncio.Queue()
 
     def send(self, message: dict[str, Any]) -> None:
-        self.outbox.put_nowait(json.dumps(message, ensure_ascii=False, separators=(",", ":")))
+        with gc_paused():
+            self.outbox.put_nowait(json.dumps(message, ensure_ascii=False, separators=(",", ":")))
 
     async def writer(self) -> None:
         while True:

@@ -43,6 +43,10 @@ def test_default_size_and_requested_size() -> None:
         if entry["device_id"] and big.devices[entry["device_id"]]["entry_type"] is None:
             per_device[entry["device_id"]] = per_device.get(entry["device_id"], 0) + 1
     assert set(per_device.values()) == {10}
+    # ids HA keeps unique stay unique at size
+    for key in ("id", "unique_id"):
+        values = [e[key] for e in big.entities.values()]
+        assert len(values) == len(set(values)), key
 
 
 def test_registries_look_like_a_real_home(home: SimulatedHome) -> None:
