@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import requests
 import sqlalchemy as sa
@@ -155,3 +157,14 @@ def test_ha_server_set_state_is_visible_in_get_states(ha_server) -> None:  # noq
     ha_server.set_state(entity_id, "7.5", {"unit_of_measurement": "W"})
     state = next(s for s in ha_server.backend.ws_command("get_states") if s["entity_id"] == entity_id)
     assert (state["state"], state["attributes"]["unit_of_measurement"]) == ("7.5", "W")
+
+
+def test_install_ha_covers_every_integration_the_config_loads() -> None:
+    # HA runs with --skip-pip: an integration missing from install_ha.sh's DOMAINS would
+    # start without its requirements and fail only at runtime.
+    root = Path(__file__).resolve().parents[2]
+    config = (root / "ha_pipeline_tests/testbed/ha_config/configuration.yaml").read_text()
+    loaded = set(re.findall(r"^([a-z_]+):", config, flags=re.M)) - {"homeassistant"}
+    script = (root / "scripts/install_ha.sh").read_text()
+    domains = set(re.search(r"DOMAINS=\(([^)]*)\)", script).group(1).split())
+    assert loaded and loaded <= domains, sorted(loaded - domains)

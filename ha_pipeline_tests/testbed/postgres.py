@@ -60,7 +60,10 @@ def _as_owner() -> tuple[list[str], int | None, int | None]:
     if os.geteuid() != 0:
         return [], None, None
     user = pwd.getpwnam("postgres")
-    return (["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups", "--"],
+    # setpriv execs (the pid we hold is the postmaster's); the parent-death signal is set
+    # here again because changing uid clears the one ServerProcess sets.
+    return (["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups",
+             "--pdeathsig=SIGINT", "--"],
             user.pw_uid, user.pw_gid)
 
 
