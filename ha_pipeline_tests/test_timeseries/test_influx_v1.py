@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -145,12 +147,25 @@ def test_auth_errors_name_the_credential(influxdb_auth_server) -> None:
         assert ok.ensure_bucket(BucketSpec(f"auth_{uuid.uuid4().hex[:6]}", M, 30, 1)) == "created"
 
 
-def test_storage_stats_reports_series_and_points(backend: InfluxV1Backend, bucket: str) -> None:
+def test_storage_stats_reports_bytes_series_and_points(backend: InfluxV1Backend, bucket: str) -> None:
     backend.write(bucket, frame(), M, TAGS, FIELDS)
-    stats = backend.storage_stats()[bucket]
+    deadline = time.monotonic() + 30  # _internal samples shard sizes every 10 s
+    while (stats := backend.storage_stats()[bucket])["bytes"] is None and time.monotonic() < deadline:
+        time.sleep(2)
     assert stats["series"] == 6  # 3 entities × (area "Küche" | no area)
     assert stats["points"] == 300
-    assert stats["bytes"] is None or stats["bytes"] >= 0
+    assert stats["bytes"] is not None and stats["bytes"] > 0
+
+
+def test_unreachable_server_fails_after_bounded_retries() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again before use: connection refused
+    settings = InfluxSettings(url=f"http://127.0.0.1:{port}", api_version=1, username="u", password="pw-SECRET")
+    with InfluxV1Backend(settings, max_retries=2, backoff_seconds=0.01) as unreachable:
+        with pytest.raises(InfluxWriteError, match="after 3 attempts") as info:
+            unreachable.write("db", frame(3), M, TAGS, FIELDS)
+    assert info.value.accepted == 0 and "SECRET" not in str(info.value)
 
 
 tag_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=12)
