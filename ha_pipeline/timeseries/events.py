@@ -113,13 +113,12 @@ def parse_numbers(states: pd.Series) -> pd.Series:
 
 def states_as_numbers(states: pd.Series) -> pd.Series:
     """Vectorised :func:`state_as_number` over a Series of state strings (NaN for None)."""
-    numbers = parse_numbers(states)
-    on = states.isin(ON_STATES).to_numpy()
-    off = states.isin(OFF_STATES).to_numpy()
-    out = numbers.to_numpy(copy=True)
-    out[on] = 1.0
-    out[off] = 0.0
-    return pd.Series(out, index=states.index, dtype="float64")
+    codes, uniques = pd.factorize(states, use_na_sentinel=True)
+    uniques = np.asarray(uniques, dtype=object)
+    values = np.r_[parse_unique_numbers(uniques), np.nan]  # code -1 (missing) -> NaN
+    values[:-1][np.isin(uniques, list(ON_STATES))] = 1.0
+    values[:-1][np.isin(uniques, list(OFF_STATES))] = 0.0
+    return pd.Series(values[codes], index=states.index, dtype="float64")
 
 
 def _to_epoch(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -139,10 +138,20 @@ def _to_epoch(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     return epoch, missing
 
 
+def _objects(values: np.ndarray) -> pd.Series:
+    """An object-dtype column (None stays None)."""
+    return pd.Series(values, dtype=object, copy=False)
+
+
+def _pluck(items: list[dict[str, Any]], key: str) -> list[Any]:
+    """``[item.get(key) for item in items]`` without a Python-level loop (C map over dict.get)."""
+    return list(map(dict.get, items, itertools.repeat(key)))
+
+
 def _attribute(attrs: list[dict[str, Any]], has_attrs: np.ndarray, key: str) -> pd.Series:
     """Per-row string attribute: "" where absent, None where the row had no attributes at all
     (those rows inherit the entity's previous value)."""
-    values = pd.Series([a.get(key) for a in attrs], dtype=object)
+    values = pd.Series(_pluck(attrs, key), dtype=object)
     if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
         is_str = values.notna().to_numpy()
     else:
@@ -195,10 +204,10 @@ def history_to_events(
         rejects["malformed_row"] += int((~is_dict).sum())
         rows = [r if ok else {} for r, ok in zip(rows, is_dict)]
 
-    states = [r.get("s") for r in rows]
-    lu, lu_missing = _to_epoch([r.get("lu") for r in rows])
-    lc, _ = _to_epoch([r.get("lc") for r in rows])
-    attrs = [r.get("a") for r in rows]
+    states = _pluck(rows, "s")
+    lu, lu_missing = _to_epoch(_pluck(rows, "lu"))
+    lc, _ = _to_epoch(_pluck(rows, "lc"))
+    attrs = _pluck(rows, "a")
     if set(map(type, attrs)) <= {dict}:
         has_attrs = np.ones(len(rows), dtype=bool)
     else:
@@ -212,7 +221,10 @@ def history_to_events(
         is_str = np.fromiter((isinstance(v, str) for v in states), dtype=bool, count=len(states))
     state_missing = state_s.isna().to_numpy()
     lengths_ok = np.ones(len(states), dtype=bool)
-    lengths_ok[is_str] = state_s[is_str].str.len().to_numpy() <= MAX_STATE_LENGTH
+    if is_str.all():
+        lengths_ok = np.fromiter(map(len, states), dtype=np.int64, count=len(states)) <= MAX_STATE_LENGTH
+    else:
+        lengths_ok[is_str] = [len(v) <= MAX_STATE_LENGTH for v, ok in zip(states, is_str) if ok]
 
     # Position of each row inside its entity's list, to find the start-time row (always first).
     pos = np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
@@ -260,7 +272,9 @@ def history_to_events(
     is_event = ~start_rows
     if not is_event.any():
         return empty_events(), rejects_out
-    ev_idx, ev_code, ev_t = idx[is_event], code[is_event], t[is_event]
+    ev_code, ev_t = code[is_event], t[is_event]
+    attrs_arr = np.empty(len(attrs), dtype=object)
+    attrs_arr[:] = attrs
 
     def tag(key: str) -> np.ndarray:
         per_entity = [(tags_by_entity.get(e) or {}).get(key) or None for e in entity_ids]
@@ -274,7 +288,7 @@ def history_to_events(
         if not rows_needed.any():
             return out
         sub = idx[rows_needed]
-        values = _attribute([attrs[i] for i in sub], has_attrs[sub], key)
+        values = _attribute(attrs_arr[sub], has_attrs[sub], key)
         if not has_attrs[sub].all():
             values = values.groupby(code[rows_needed]).ffill()
         full = np.full(len(idx), None, dtype=object)
@@ -293,21 +307,22 @@ def history_to_events(
     ids = np.asarray(entity_ids, dtype=object)
     domains = np.asarray([e.split(".", 1)[0] if isinstance(e, str) else None for e in entity_ids], dtype=object)
     ev_state = pd.Series(state_arr[is_event], dtype=object)
+    # Object columns on purpose: inferring pandas' string dtype costs a pass per column.
     out = pd.DataFrame(
         {
             "time": pd.to_datetime(ev_t, unit="s", utc=True),
-            "entity_id": ids[ev_code],
-            "domain": domains[ev_code],
-            "device_class": ev_device_class,
-            "area": tag("area")[ev_code],
-            "device_name": tag("device_name")[ev_code],
-            "integration": tag("integration")[ev_code],
-            "state_value": ev_state.to_numpy(),
+            "entity_id": _objects(ids[ev_code]),
+            "domain": _objects(domains[ev_code]),
+            "device_class": _objects(ev_device_class),
+            "area": _objects(tag("area")[ev_code]),
+            "device_name": _objects(tag("device_name")[ev_code]),
+            "integration": _objects(tag("integration")[ev_code]),
+            "state_value": _objects(ev_state.to_numpy()),
             "normalized_value": states_as_numbers(ev_state).to_numpy(),
-            "previous_state": prev_state[is_event],
+            "previous_state": _objects(prev_state[is_event]),
             "duration_seconds": ev_t - began[is_event],
-            "unit_of_measurement": ev_unit,
-            "last_reset": from_attributes("last_reset", wants_reset),
+            "unit_of_measurement": _objects(ev_unit),
+            "last_reset": _objects(from_attributes("last_reset", wants_reset)),
         }
     )
     return out, rejects_out
