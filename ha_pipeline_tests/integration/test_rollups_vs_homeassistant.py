@@ -33,18 +33,29 @@ pytestmark = pytest.mark.real_ha
 
 @pytest.fixture(scope="session")
 def ha_venv_python() -> Path:
-    """The real-HA interpreter, found the way the test bed finds it."""
+    """The real-HA interpreter, found the way the test bed finds it (``HA_VENV`` or ``.ha-venv``)."""
     try:
         from ha_pipeline_tests.testbed.homeassistant import ha_python
     except ImportError:
         python = Path(os.environ.get("HA_VENV", REPO_ROOT / ".ha-venv")) / "bin" / "python"
-        if not python.exists():
-            pytest.fail(f"{python} missing: build the HA venv with scripts/install_ha.sh", pytrace=False)
-        return python
-    try:
-        return ha_python()
-    except FileNotFoundError as exc:
-        pytest.fail(str(exc), pytrace=False)
+    else:
+        try:
+            python = ha_python()
+        except FileNotFoundError as exc:
+            pytest.fail(str(exc), pytrace=False)
+    if not python.exists():
+        pytest.fail(f"{python} missing: build the HA venv with scripts/install_ha.sh", pytrace=False)
+    check = subprocess.run(
+        [str(python), "-c", "import homeassistant.components.sensor.recorder"],
+        capture_output=True, text=True, timeout=120,
+    )
+    if check.returncode != 0:
+        pytest.fail(
+            f"{python} cannot import Home Assistant's sensor recorder (is the HA venv complete? "
+            f"re-run scripts/install_ha.sh): {check.stderr.strip().splitlines()[-1:]}",
+            pytrace=False,
+        )
+    return python
 
 
 def _at(hours: float = 0, minutes: float = 0, seconds: float = 0) -> float:
