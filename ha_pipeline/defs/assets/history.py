@@ -18,6 +18,7 @@ from ha_pipeline.defs.resources import (
 from ha_pipeline.timeseries.backend import RetentionRejectedError
 from ha_pipeline.timeseries.events import empty_events, history_to_events, parse_numbers
 from ha_pipeline.timeseries.rollups import FIELD_COLUMNS as SUMMARY_FIELDS
+from ha_pipeline.timeseries.rollups import SUMMARY_COLUMNS
 from ha_pipeline.timeseries.rollups import TAG_COLUMNS as SUMMARY_TAGS
 from ha_pipeline.timeseries.rollups import (
     StartState,
@@ -351,7 +352,10 @@ def daily_summaries_asset(
     day = window.start.astimezone(timezone.utc)
     while day < window.end:
         next_day = day + timedelta(days=1)
-        hourly_frame = backend.read(hourly.name, hourly.measurement, day, next_day)
+        # InfluxDB returns only the fields it holds; rollups expect every summary column.
+        hourly_frame = backend.read(hourly.name, hourly.measurement, day, next_day).reindex(
+            columns=list(SUMMARY_COLUMNS)
+        )
         frame = daily_from_hourly(hourly_frame, day)
         written += _write_summaries(backend, spec, frame, day, next_day)
         hourly_rows += len(hourly_frame)

@@ -1,0 +1,155 @@
+"""History assets against the simulator and the test bed's real InfluxDB 1.x."""
+
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+import pytest
+
+from ha_pipeline.defs import checks
+from ha_pipeline.defs.assets import history, inventory
+
+pytestmark = pytest.mark.real_influx
+
+HISTORY_ASSETS = [
+    *inventory.ha_registries,
+    inventory.ha_history,
+    inventory.discovery,
+    history.events,
+    history.hourly_summaries_asset,
+    history.daily_summaries_asset,
+    checks.events_match_ha_rows,
+    checks.hourly_counts_match_events,
+    checks.hourly_summaries_finite,
+    checks.daily_summaries_finite,
+    checks.daily_mean_matches_hourly,
+]
+
+
+@pytest.fixture
+def buckets(monkeypatch, request):
+    """Bucket names of this test only, so tests sharing the server never see each other's points."""
+    prefix = "t_" + request.node.name.replace("[", "_").replace("]", "")[:40]
+    for key in ("EVENTS", "EVENTS_HOURLY", "EVENTS_DAILY", "DEVICES", "ENTITIES"):
+        monkeypatch.setenv(f"INFLUXDB_BUCKET_{key}", f"{prefix}_{key.lower()}")
+
+
+@pytest.fixture
+def resources(simulator_ha, sqlite_store, influx_v1, buckets):
+    return {"ha": simulator_ha, "metadata_store": sqlite_store, "influxdb": influx_v1}
+
+
+def _day_ago() -> datetime:
+    return (datetime.now(timezone.utc) - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _range_tags(start: datetime, hours: int) -> dict[str, str]:
+    last = start + timedelta(hours=hours - 1)
+    return {
+        "dagster/asset_partition_range_start": start.strftime("%Y-%m-%d-%H:%M"),
+        "dagster/asset_partition_range_end": last.strftime("%Y-%m-%d-%H:%M"),
+    }
+
+
+def _ha_rows(simulator_ha, start: datetime, end: datetime) -> int:
+    """History rows HA holds for the window, counted independently of the asset."""
+    with simulator_ha.client() as client:
+        entity_ids = sorted(
+            {state.entity_id for state in client.states()}
+            | {entity.entity_id for entity in client.registry_snapshot().entities}
+        )
+        rows = client.history_during_period(start, end, entity_ids, include_start_time_state=False)
+    return sum(1 for entity_rows in rows.values() for row in entity_rows if start.timestamp() < row["lu"] < end.timestamp())
+
+
+def _run(assets, resources, instance, **kwargs):
+    return dg.materialize(assets, resources=resources, instance=instance, **kwargs)
+
+
+def _metadata(result, key: str) -> dict:
+    events = [m for m in result.get_asset_materialization_events() if m.asset_key.to_user_string() == key]
+    return {k: v.value for k, v in events[-1].materialization.metadata.items()}
+
+
+def _count(influx, key: str, start: datetime, end: datetime) -> int:
+    spec = influx.bucket_specs()[key]
+    return influx.backend().count(spec.name, spec.measurement, start, end)
+
+
+def test_events_and_hourly_summaries_match_ha_and_rerun_identically(resources, simulator_ha, influx_v1):
+    start = _day_ago() + timedelta(hours=10)
+    end = start + timedelta(hours=3)
+    with dg.instance_for_test() as instance:
+        _run(HISTORY_ASSETS, resources, instance, selection=dg.AssetSelection.groups("inventory"))
+        selection = dg.AssetSelection.assets(history.events, history.hourly_summaries_asset)
+        first = _run(HISTORY_ASSETS, resources, instance, selection=selection, tags=_range_tags(start, 3))
+        assert first.success
+
+        expected = _ha_rows(simulator_ha, start, end)
+        events_md = _metadata(first, "influxdb/events")
+        assert expected > 0
+        assert events_md["rows_kept"] == events_md["points_written"] == expected
+        assert _count(influx_v1, "events", start, end) == expected
+        assert events_md["entities"] > 10
+        assert set(events_md["seconds_per_stage"]) == {"fetch", "normalise", "write", "verify"}
+        partitions = {m.partition for m in first.asset_materializations_for_node("influxdb__events")}
+        assert len(partitions) == 3
+
+        evaluations = {e.check_name: e for e in first.get_asset_check_evaluations()}
+        assert evaluations["events_match_ha_rows"].passed
+        assert evaluations["hourly_counts_match_events"].passed
+        assert evaluations["hourly_summaries_finite"].passed
+
+        spec = influx_v1.bucket_specs()["events_hourly"]
+        before = influx_v1.backend().read(spec.name, spec.measurement, start, end)
+        assert len(before) > 0 and before["count"].sum() == expected
+
+        again = _run(HISTORY_ASSETS, resources, instance, selection=selection, tags=_range_tags(start, 3))
+        assert again.success
+        assert _count(influx_v1, "events", start, end) == expected
+        after = influx_v1.backend().read(spec.name, spec.measurement, start, end)
+        columns = sorted(before.columns)
+        key = ["entity_id", "time"]
+        assert before[columns].sort_values(key).reset_index(drop=True).equals(
+            after[columns].sort_values(key).reset_index(drop=True)
+        )
+
+
+def test_daily_summaries_from_24_hours(resources, simulator_ha, influx_v1):
+    day = _day_ago()
+    with dg.instance_for_test() as instance:
+        hourly = dg.AssetSelection.assets(history.events, history.hourly_summaries_asset)
+        assert _run(HISTORY_ASSETS, resources, instance, selection=hourly, tags=_range_tags(day, 24)).success
+        daily = _run(
+            HISTORY_ASSETS,
+            resources,
+            instance,
+            selection=dg.AssetSelection.assets(history.daily_summaries_asset),
+            partition_key=day.strftime("%Y-%m-%d"),
+        )
+        assert daily.success
+        evaluations = {e.check_name: e for e in daily.get_asset_check_evaluations()}
+        assert evaluations["daily_mean_matches_hourly"].passed
+        assert evaluations["daily_summaries_finite"].passed
+        spec = influx_v1.bucket_specs()["events_daily"]
+        frame = influx_v1.backend().read(spec.name, spec.measurement, day, day + timedelta(days=1))
+        assert frame["count"].sum() == _count(influx_v1, "events", day, day + timedelta(days=1))
+
+
+def test_hours_older_than_the_retention_are_skipped_in_words(resources, influx_v1, monkeypatch):
+    monkeypatch.setenv("RAW_DATA_RETENTION_DAYS", "1")
+    hour = _day_ago() + timedelta(hours=5)
+    with dg.instance_for_test() as instance:
+        result = _run(
+            HISTORY_ASSETS,
+            resources,
+            instance,
+            selection=dg.AssetSelection.assets(history.events),
+            partition_key=hour.strftime("%Y-%m-%d-%H:%M"),
+        )
+        assert result.success
+        assert result.asset_materializations_for_node("influxdb__events") == []
+        messages = [
+            record.user_message for record in instance.all_logs(result.run_id) if record.level >= 30
+        ]
+        assert any("older than the 1-day retention" in message for message in messages)
+    assert _count(influx_v1, "events", hour, hour + timedelta(hours=1)) == 0
