@@ -37,6 +37,9 @@ from ha_pipeline.timeseries.buckets import BucketSpec, InfluxSettings
 
 RETENTION_POLICY = "ha_pipeline"
 _V1_PRECISION = {"s": "s", "ms": "ms", "us": "u", "ns": "n"}
+_PANDAS_TYPE = {"float": "float64", "integer": "Int64", "boolean": "boolean"}
+_REGEX_META = set("\\.+*?()|[]{}^$/")
+_REGEX_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _DURATION_PART = re.compile(r"(\d+)([hms])")
 
 
@@ -48,6 +51,15 @@ def quote_ident(name: str) -> str:
 def quote_string(value: str) -> str:
     """An InfluxQL single-quoted string literal."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
+
+
+def tag_equals(key: str, value: str) -> str:
+    """``"key" = 'value'``; values with a carriage return use an anchored regex instead, because
+    InfluxQL turns a raw CR into a newline and its string literals have no escape for it."""
+    if "\r" not in value:
+        return f"{quote_ident(key)} = {quote_string(value)}"
+    escaped = "".join(_REGEX_ESCAPES.get(ch, "\\" + ch if ch in _REGEX_META else ch) for ch in value)
+    return f"{quote_ident(key)} =~ /^{escaped}$/"
 
 
 def parse_duration(text: str) -> int:
@@ -62,7 +74,7 @@ def tag_condition(tags: TagFilter | None) -> str:
     for key in sorted(tags or {}):
         values = tags[key]  # type: ignore[index]
         options = [values] if isinstance(values, str) else list(values)
-        ors = " OR ".join(f"{quote_ident(key)} = {quote_string(v)}" for v in options)
+        ors = " OR ".join(tag_equals(key, v) for v in options)
         clauses.append(f" AND ({ors})" if len(options) > 1 else f" AND {ors}")
     return "".join(clauses)
 
@@ -305,4 +317,17 @@ class InfluxV1Backend(TimeseriesBackend):
             return pd.DataFrame({"time": pd.Series([], dtype="datetime64[ns, UTC]")})
         df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         df["time"] = pd.to_datetime(df["time"].astype("int64"), unit="ns", utc=True)
+        # JSON loses the field type (a float 1.0 arrives as 1, an int with gaps as float): restore it.
+        for name, kind in self._field_types(bucket, measurement).items():
+            if name in df.columns and kind in _PANDAS_TYPE:
+                df[name] = df[name].astype(_PANDAS_TYPE[kind])
         return df
+
+    def _field_types(self, bucket: str, measurement: str) -> dict[str, str]:
+        """Field name → InfluxDB type (float, integer, string, boolean)."""
+        series = self.query(f"SHOW FIELD KEYS FROM {quote_ident(measurement)}", db=bucket)[0].get("series", [])
+        types: dict[str, str] = {}
+        for s in series:
+            for name, kind in s.get("values", []):
+                types.setdefault(name, kind)
+        return types

@@ -29,6 +29,7 @@ def frame(n: int = 300, entities: tuple[str, ...] = ("sensor.a", "sensor.b", "li
     ent = np.array(entities, dtype=object)[np.arange(n) % len(entities)]
     values = np.round(rng.normal(20, 5, n), 3)
     values[::17] = np.nan
+    values[1::17] = 7.0  # integral floats must come back as floats
     return pd.DataFrame(
         {
             "time": START + pd.to_timedelta(np.arange(n) * 60, unit="s"),
@@ -80,6 +81,7 @@ def test_write_read_count_round_trip_and_idempotent(backend: InfluxV1Backend, bu
     assert np.array_equal(back["normalized_value"].to_numpy(), df["normalized_value"].to_numpy(), equal_nan=True)
     assert back["count"].tolist() == df["count"].tolist()
     assert back["flag"].tolist() == df["flag"].tolist()
+    assert (back["normalized_value"].dtype, back["count"].dtype, back["flag"].dtype) == ("float64", "Int64", "boolean")
 
     assert backend.write(bucket, df, M, TAGS, FIELDS) == len(df)
     assert backend.count(bucket, M, START, stop) == len(df)  # same key + time overwrites
@@ -99,14 +101,15 @@ def test_delete_removes_exactly_the_window_and_tags(backend: InfluxV1Backend, bu
     assert sorted(zip(back.time, back.entity_id)) == sorted(zip(expected.time, expected.entity_id))
 
 
-def test_weird_entity_id_written_read_and_deleted_alone(backend: InfluxV1Backend, bucket: str) -> None:
-    df = frame(60, entities=(WEIRD_ID, "sensor.normal"))
+@pytest.mark.parametrize("weird", [WEIRD_ID, "carriage\rreturn/.*"])
+def test_weird_entity_id_written_read_and_deleted_alone(backend: InfluxV1Backend, bucket: str, weird: str) -> None:
+    df = frame(60, entities=(weird, "sensor.normal"))
     backend.write(bucket, df, M, TAGS, FIELDS)
     stop = START + pd.Timedelta(days=1)
-    back = backend.read(bucket, M, START, stop, tags={"entity_id": WEIRD_ID})
-    assert set(back.entity_id) == {WEIRD_ID} and len(back) == 30
-    backend.delete(bucket, M, START, stop, tags={"entity_id": WEIRD_ID})
-    assert backend.count(bucket, M, START, stop, tags={"entity_id": WEIRD_ID}) == 0
+    back = backend.read(bucket, M, START, stop, tags={"entity_id": weird})
+    assert set(back.entity_id) == {weird} and len(back) == 30
+    backend.delete(bucket, M, START, stop, tags={"entity_id": weird})
+    assert backend.count(bucket, M, START, stop, tags={"entity_id": weird}) == 0
     assert backend.count(bucket, M, START, stop) == 30
     assert set(backend.read(bucket, M, START, stop).entity_id) == {"sensor.normal"}
 
@@ -171,7 +174,7 @@ def test_unreachable_server_fails_after_bounded_retries() -> None:
 tag_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=12)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     tag=tag_text.filter(lambda s: not s.endswith("\\") and "\n" not in s),
     text=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30),
