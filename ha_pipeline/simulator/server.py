@@ -75,6 +75,10 @@ class _Connection:
         with gc_paused():
             self.outbox.put_nowait(json.dumps(message, ensure_ascii=False, separators=(",", ":")))
 
+    def send_result_json(self, msg_id: int, result_json: str) -> None:
+        """A success result whose ``result`` is already JSON text (large history responses)."""
+        self.outbox.put_nowait(f'{{"id":{msg_id},"type":"result","success":true,"result":{result_json}}}')
+
     async def writer(self) -> None:
         while True:
             first = await self.outbox.get()
@@ -235,7 +239,10 @@ class SimulatorServer:
         except (KeyError, TypeError, ValueError) as exc:
             conn.send(_error(msg_id, "invalid_format", f"Invalid message: {exc!r}"))
             return
-        conn.send({"id": msg_id, "type": "pong"} if msg["type"] == "ping" else _result(msg_id, result))
+        if isinstance(result, _Json):
+            conn.send_result_json(msg_id, result.text)
+        else:
+            conn.send({"id": msg_id, "type": "pong"} if msg["type"] == "ping" else _result(msg_id, result))
 
     def _handlers(self) -> dict[str, Callable[[_Connection, dict[str, Any]], Any]]:
         return {
@@ -337,12 +344,12 @@ class SimulatorServer:
             ids = [ids]
         if start > time.time() or end < start:
             return {}
-        return recorder.history_during_period(
+        return _Json(recorder.history_json(
             self.home, start, end, [e.lower() for e in ids],
             include_start_time_state=msg.get("include_start_time_state", True),
             significant_changes_only=msg.get("significant_changes_only", True),
             minimal_response=msg.get("minimal_response", False),
-            no_attributes=msg.get("no_attributes", False))
+            no_attributes=msg.get("no_attributes", False)))
 
     def _statistics(self, conn: _Connection, msg: dict[str, Any]) -> Any:
         start = _parse_time(msg.get("start_time"))
@@ -447,6 +454,13 @@ class _ServiceNotFound(SimulatorError):
         super().__init__("not_found", f"Service {domain}.{service} not found.")
         self.domain = domain
         self.service = service
+
+
+class _Json:
+    """A handler result that is already serialised."""
+
+    def __init__(self, text: str):
+        self.text = text
 
 
 _MISSING = object()

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ha_pipeline.simulator import SimulatedHome
-from ha_pipeline.simulator.recorder import history_during_period, list_statistic_ids, statistics_during_period
+from ha_pipeline.simulator.recorder import (
+    history_during_period,
+    history_json,
+    list_statistic_ids,
+    statistics_during_period,
+)
 
 from .conftest import NOW
 
@@ -150,3 +157,14 @@ def test_list_statistic_ids(home: SimulatedHome) -> None:
     assert all(i["statistic_id"].startswith("sensor.") for i in items)
     sums = list_statistic_ids(home, "sum")
     assert sums and all(i["has_sum"] and not i["has_mean"] for i in sums)
+
+
+@pytest.mark.parametrize("flags", [{}, {"minimal_response": True}, {"minimal_response": True, "no_attributes": True},
+                                   {"significant_changes_only": False}, {"include_start_time_state": False}])
+def test_json_fast_path_equals_the_dicts(home: SimulatedHome, flags: dict[str, bool]) -> None:
+    home.set_state("sensor.odd_state", 'we"ird","st\\ate\n ½', {"friendly_name": 'A "quoted", name'})
+    home.set_state("sensor.odd_state", "plain")
+    ids = list(home.states)
+    end = NOW + 10 * 365 * DAY
+    assert json.loads(history_json(home, NOW - DAY, end, ids, **flags)) == history_during_period(
+        home, NOW - DAY, end, ids, **flags)
