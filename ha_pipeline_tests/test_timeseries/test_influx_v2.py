@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 
-from ha_pipeline.timeseries.backend import InfluxAuthError, InfluxWriteError, make_backend
+from ha_pipeline.timeseries.backend import InfluxAuthError, InfluxQueryError, InfluxWriteError, make_backend
 from ha_pipeline.timeseries.buckets import BucketSpec, InfluxSettings
 from ha_pipeline.timeseries.influx_v2 import InfluxV2Backend, delete_predicate, flux_string
 from ha_pipeline_tests.test_timeseries.v2_stub import ORG_ID, V2Stub
@@ -134,3 +134,9 @@ def test_auth_errors_name_the_token_without_printing_it(stub: V2Stub) -> None:
             b.write("events", df, "m", [], ["v"])
         assert "SECRET" not in str(info.value) and "SECRET" not in repr(b)
         b.close()
+
+
+def test_delete_predicate_escaping() -> None:
+    assert delete_predicate("m", {"e": 'a"b\\c\nd'}) == '_measurement="m" AND "e"="a\\"b\\\\c\\nd"'
+    with pytest.raises(InfluxQueryError, match="carriage return"):
+        delete_predicate("m", {"e": "a\rb"})
