@@ -38,7 +38,7 @@ EVENT_FIELDS = [
     "last_reset",
 ]
 
-HISTORY_RETRY = dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL)
+HISTORY_RETRY = dg.RetryPolicy(max_retries=2, delay=20, backoff=dg.Backoff.EXPONENTIAL)
 # One run per day of hours: a 30-day backfill is 30 runs, not 720.
 HOURLY_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=24)
 DAILY_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)

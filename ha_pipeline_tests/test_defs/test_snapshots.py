@@ -1,0 +1,44 @@
+"""Registry snapshots: one point per current device and entity in the 90-day buckets."""
+
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+import pytest
+
+from ha_pipeline.defs.assets import inventory, snapshots
+
+pytestmark = pytest.mark.real_influx
+
+
+@pytest.fixture
+def resources(simulator_ha, sqlite_store, influx_v1, monkeypatch):
+    monkeypatch.setenv("INFLUXDB_BUCKET_DEVICES", "t_snapshot_devices")
+    monkeypatch.setenv("INFLUXDB_BUCKET_ENTITIES", "t_snapshot_entities")
+    return {"ha": simulator_ha, "metadata_store": sqlite_store, "influxdb": influx_v1}
+
+
+def test_snapshots_write_one_point_per_device_and_entity(resources, sqlite_store, influx_v1):
+    started = datetime.now(timezone.utc) - timedelta(seconds=1)
+    result = dg.materialize(
+        [*inventory.ha_registries, inventory.discovery, snapshots.device_snapshots, snapshots.entity_snapshots],
+        resources=resources,
+    )
+    assert result.success
+    store = sqlite_store.store()
+    devices, entities = store.devices(), store.entities()
+    specs = influx_v1.bucket_specs()
+    assert specs["devices"].retention_days == 90
+    backend = influx_v1.backend()
+    stop = datetime.now(timezone.utc) + timedelta(seconds=1)
+
+    device_points = backend.read(specs["devices"].name, specs["devices"].measurement, started, stop)
+    assert sorted(device_points["device_id"]) == sorted(d["device_id"] for d in devices)
+    by_id = device_points.set_index("device_id")
+    busiest = max(devices, key=lambda d: d["entity_count"])
+    assert by_id.loc[busiest["device_id"], "entity_count"] == busiest["entity_count"]
+
+    entity_points = backend.read(specs["entities"].name, specs["entities"].measurement, started, stop)
+    assert sorted(entity_points["entity_id"]) == sorted(e["entity_id"] for e in entities)
+    disabled = {e["entity_id"] for e in entities if e.get("disabled_by")}
+    stored_disabled = set(entity_points.loc[entity_points["disabled"].astype(bool), "entity_id"])
+    assert stored_disabled == disabled
