@@ -142,23 +142,27 @@ def _validate(table: str, items: Iterable[Any], snap: Snapshot) -> tuple[list[st
     spec = _SPECS[table]
     pk_field = spec[0][1]
     rejects = snap.rejects
-    keep: list[dict] = []
-    ids: list[str] = []
-    seen: set[str] = set()
-    for rec in items:
-        if type(rec) is not dict:
-            rejects.append(Issue(table, None, None, f"expected an object, got {_type_name(rec)}"))
-            continue
-        rid = rec.get(pk_field)
-        if type(rid) is not str or not rid:
-            reason = "missing id" if rid in (None, "") else f"id must be a string, got {_type_name(rid)}"
-            rejects.append(Issue(table, None if rid is None else str(rid)[:80], pk_field, reason))
-        elif rid in seen:
-            rejects.append(Issue(table, rid[:MAX_ID_LENGTH], pk_field, "duplicate id; the first record was kept"))
-        else:
-            seen.add(rid)
-            keep.append(rec)
-            ids.append(rid)
+    items = list(items)
+    ids = [r.get(pk_field) for r in items] if set(map(type, items)) <= {dict} else []
+    if len(ids) == len(items) and set(map(type, ids)) <= {str} and "" not in ids and len(set(ids)) == len(ids):
+        keep: list[dict] = items  # the usual case: every record a dict with a unique string id
+    else:
+        keep, ids = [], []
+        seen: set[str] = set()
+        for rec in items:
+            if type(rec) is not dict:
+                rejects.append(Issue(table, None, None, f"expected an object, got {_type_name(rec)}"))
+                continue
+            rid = rec.get(pk_field)
+            if type(rid) is not str or not rid:
+                reason = "missing id" if rid in (None, "") else f"id must be a string, got {_type_name(rid)}"
+                rejects.append(Issue(table, None if rid is None else str(rid)[:80], pk_field, reason))
+            elif rid in seen:
+                rejects.append(Issue(table, rid[:MAX_ID_LENGTH], pk_field, "duplicate id; the first record was kept"))
+            else:
+                seen.add(rid)
+                keep.append(rec)
+                ids.append(rid)
     if table == "entities":
         bad_ids = [i for i, ok in enumerate(map(VALID_ENTITY_ID.match, ids)) if ok is None]
         if bad_ids:

@@ -45,14 +45,27 @@ def _now(now: datetime | None) -> datetime:
     return datetime.now(UTC) if now is None else _utc(now)  # type: ignore[return-value]
 
 
-def _row(mapping: Mapping[str, Any]) -> dict[str, Any]:
-    """A result row as a plain dict: JSON columns decoded, datetimes aware UTC."""
-    out = dict(mapping)
-    for key, value in out.items():
-        if isinstance(value, datetime):
-            out[key] = _utc(value)
-        elif key in JSON_COLUMNS and value is not None:
-            out[key] = json.loads(value)
+_TIMESTAMPS = frozenset({"first_seen", "last_seen", "removed_at", "changed_at", "created_at", "device_removed_at"})
+
+
+def _rows(result: sa.CursorResult) -> list[dict[str, Any]]:
+    """Result rows as plain dicts: JSON columns decoded, timestamps aware UTC.
+
+    Column roles are looked up once per result, not per value: an entity list can be 10k+ rows.
+    """
+    keys = list(result.keys())
+    stamps = [k for k in keys if k in _TIMESTAMPS]
+    texts = [k for k in keys if k in JSON_COLUMNS]
+    out = [dict(zip(keys, r)) for r in result.tuples()]
+    for row in out:
+        for k in stamps:
+            v = row[k]
+            if v is not None:
+                row[k] = _utc(v)
+        for k in texts:
+            v = row[k]
+            if v is not None:
+                row[k] = json.loads(v)
     return out
 
 
@@ -208,7 +221,7 @@ class MetadataStore:
         if not include_removed:
             q = q.where(d.c.removed_at.is_(None))
         with self.engine.connect() as conn:
-            return [_row(r._mapping) for r in conn.execute(q.order_by(d.c.device_id))]
+            return _rows(conn.execute(q.order_by(d.c.device_id)))
 
     def entities(
         self,
@@ -228,17 +241,17 @@ class MetadataStore:
         if not include_removed:
             q = q.where(e.c.removed_at.is_(None))
         with self.engine.connect() as conn:
-            return [_row(r._mapping) for r in conn.execute(q.order_by(e.c.entity_id))]
+            return _rows(conn.execute(q.order_by(e.c.entity_id)))
 
     def device(self, device_id: str) -> dict[str, Any] | None:
         """One device (removed ones too) with its ``config_entries`` ids, or None."""
         self._ready()
         d, lt = t.devices, t.device_config_entries
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(d).where(d.c.device_id == device_id)).first()
-            if row is None:
+            found = _rows(conn.execute(sa.select(d).where(d.c.device_id == device_id)))
+            if not found:
                 return None
-            out = _row(row._mapping)
+            out = found[0]
             out["config_entries"] = sorted(
                 conn.execute(sa.select(lt.c.entry_id).where(lt.c.device_id == device_id)).scalars()
             )
@@ -247,8 +260,8 @@ class MetadataStore:
     def _one(self, table: sa.Table, pk: str, value: str) -> dict[str, Any] | None:
         self._ready()
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(table).where(table.c[pk] == value)).first()
-        return None if row is None else _row(row._mapping)
+            found = _rows(conn.execute(sa.select(table).where(table.c[pk] == value)))
+        return found[0] if found else None
 
     def entity(self, entity_id: str) -> dict[str, Any] | None:
         """One entity (removed ones too), or None."""
@@ -287,13 +300,11 @@ class MetadataStore:
             q = q.where(rc.c.table_name == table)
         if object_id is not None:
             q = q.where(rc.c.object_id == object_id)
-        out = []
         with self.engine.connect() as conn:
-            for r in conn.execute(q):
-                row = _row(r._mapping)
-                for key in ("old_values", "new_values"):
-                    row[key] = None if row[key] is None else json.loads(row[key])
-                out.append(row)
+            out = _rows(conn.execute(q))
+        for row in out:
+            for key in ("old_values", "new_values"):
+                row[key] = None if row[key] is None else json.loads(row[key])
         return out
 
     def entity_tags(self) -> list[dict[str, Any]]:
@@ -391,7 +402,7 @@ class MetadataStore:
             .order_by(e.c.entity_id)
         )
         with self.engine.connect() as conn:
-            return [_row(r._mapping) for r in conn.execute(q)]
+            return _rows(conn.execute(q))
 
     # -- storage reports and retention ---------------------------------------------------
 
@@ -419,7 +430,7 @@ class MetadataStore:
         if since is not None:
             q = q.where(sr.c.created_at >= _utc(since))
         with self.engine.connect() as conn:
-            rows = [_row(r._mapping) for r in conn.execute(q)]
+            rows = _rows(conn.execute(q))
         for row in rows:
             row["report"] = json.loads(row["report"])
         return rows

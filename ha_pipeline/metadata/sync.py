@@ -72,19 +72,28 @@ class SyncResult:
         )
 
 
+def _fetch(conn: sa.Connection, sql: str) -> list[tuple]:
+    """Plain driver tuples from the connection's own cursor (inside its transaction)."""
+    cur = conn.connection.cursor()
+    try:
+        cur.execute(sql)
+        return cur.fetchall()
+    finally:
+        cur.close()
+
+
 def _load(conn: sa.Connection) -> tuple[dict[str, dict[str, tuple[tuple, Any]]], dict[str, tuple[str, ...]]]:
     """Every stored inventory row as ``{id: (column tuple, removed_at)}``, plus device links.
 
-    Read as raw driver tuples: SQLAlchemy's per-value result processing would dominate an
+    Read as raw driver tuples: SQLAlchemy's per-row result wrapping would dominate an
     unchanged re-sync. SQLite hands booleans back as 0/1, which compare equal to False/True.
     """
     stored: dict[str, dict[str, tuple[tuple, Any]]] = {}
     for table in TABLES:
-        tbl = t.INVENTORY[table][0]
-        sql = f"SELECT {', '.join(COLUMNS[table])}, removed_at FROM {tbl.name}"
-        stored[table] = {r[0]: (tuple(r[:-1]), r[-1]) for r in conn.exec_driver_sql(sql)}
+        rows = _fetch(conn, f"SELECT removed_at, {', '.join(COLUMNS[table])} FROM {t.INVENTORY[table][0].name}")
+        stored[table] = {r[1]: (r[1:], r[0]) for r in rows}
     links: dict[str, list[str]] = defaultdict(list)
-    for did, eid in conn.exec_driver_sql("SELECT device_id, entry_id FROM device_config_entries"):
+    for did, eid in _fetch(conn, "SELECT device_id, entry_id FROM device_config_entries"):
         links[did].append(eid)
     return stored, {d: tuple(sorted(e)) for d, e in links.items()}
 
