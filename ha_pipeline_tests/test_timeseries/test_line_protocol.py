@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from ha_pipeline.timeseries.line_protocol import LineProtocolError, frame_to_lines, prepare_lines
+from ha_pipeline.timeseries.line_protocol import LineProtocolError, _format_floats, frame_to_lines, prepare_lines
 
 T0 = pd.Timestamp("2024-03-01T12:00:00.123456789", tz="UTC")
 
@@ -106,3 +108,16 @@ def test_repeated_objects_and_equal_copies_share_one_tag_value() -> None:
     assert lines[7] == "m,entity_id=sensor.a f=1.0 1704067200"
     assert lines[8] == "m f=1.0 1704067200"
     assert {line.split(" ")[0] for line in lines} == {"m,entity_id=sensor.a", "m,entity_id=sensor.b", "m"}
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False)
+
+
+@given(st.lists(finite | st.integers(-10**9, 10**9).map(lambda i: i / 1e6), min_size=1, max_size=50))
+def test_float_text_parses_back_to_the_same_double(values: list[float]) -> None:
+    df = pd.DataFrame({"time": pd.Timestamp("2024-01-01", tz="UTC"), "f": np.array(values, dtype=np.float64)})
+    lines = b"".join(frame_to_lines(df, "m", [], ["f"]).body).decode().splitlines()
+    assert [float(line.split(" ")[1].removeprefix("f=")) for line in lines] == values
+    # The fixed-precision path taken for many distinct values is exact too.
+    texts = _format_floats(",f=", np.array(values, dtype=np.float64), fixed_from=0)
+    assert [float(t.removeprefix(",f=")) for t in texts] == values
