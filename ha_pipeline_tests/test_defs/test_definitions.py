@@ -129,3 +129,12 @@ def test_dagster_definitions_validate(tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_jobs_run_their_assets_checks(repo):
+    events_nodes = {n.name for n in repo.get_job("events_job").graph.node_defs}
+    assert {"influxdb__events", "influxdb__hourly_summaries", "influxdb__events_events_match_ha_rows"} <= events_nodes
+    daily_nodes = {n.name for n in repo.get_job("daily_rollup_job").graph.node_defs}
+    assert "influxdb__daily_summaries_daily_mean_matches_hourly" in daily_nodes
+    discovery_nodes = {n.name for n in repo.get_job("discovery_job").graph.node_defs}
+    assert {"discovery", "inventory_integrity", "influxdb__device_snapshots"} <= discovery_nodes
