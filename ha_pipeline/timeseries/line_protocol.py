@@ -178,8 +178,13 @@ def _field_values(column: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray,
     if pd.api.types.is_float_dtype(dtype):
         values = column.to_numpy(dtype=np.float64, na_value=np.nan)
         # Line protocol has no Inf; like NaN it means "no value for this field on this row".
-        values = np.where(np.isfinite(values), values, np.nan)
-        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        finite = np.isfinite(values)
+        sample = values[:_IDENTITY_SAMPLE]
+        if len(pd.unique(sample)) > sample.size // 2:
+            # Mostly distinct (durations, raw readings): hashing them buys nothing; one per row.
+            codes = np.where(finite, np.cumsum(finite) - 1, -1)
+            return codes, values[finite], "float"
+        codes, uniques = pd.factorize(np.where(finite, values, np.nan), use_na_sentinel=True)
         return np.asarray(codes, dtype=np.int64), uniques, "float"
     if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_datetime64_any_dtype(dtype):
         raise LineProtocolError(f"field {name!r} has unsupported dtype {dtype}")
@@ -223,9 +228,15 @@ def _format_values(kind: str, prefix: str, values: np.ndarray) -> list[str]:
 def _combine(codes: Sequence[np.ndarray], n_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """One dense code per distinct combination of tag codes, plus a representative row per code."""
     combined = np.zeros(n_rows, dtype=np.int64)
+    radix = 1
     for c in codes:
-        combined, _ = pd.factorize(combined * (int(c.max(initial=0)) + 1) + c)
-        combined = combined.astype(np.int64)
+        width = int(c.max(initial=0)) + 1
+        if radix * width >= 2**62:  # re-densify before the mixed-radix key could overflow
+            combined = pd.factorize(combined)[0].astype(np.int64)
+            radix = int(combined.max(initial=0)) + 1
+        combined = combined * width + c
+        radix *= width
+    combined = pd.factorize(combined)[0].astype(np.int64)
     representative = np.empty(int(combined.max(initial=-1)) + 1, dtype=np.intp)
     representative[combined] = np.arange(n_rows)
     return combined, representative

@@ -121,3 +121,16 @@ def test_float_text_parses_back_to_the_same_double(values: list[float]) -> None:
     # The fixed-precision path taken for many distinct values is exact too.
     texts = _format_floats(",f=", np.array(values, dtype=np.float64), fixed_from=0)
     assert [float(t.removeprefix(",f=")) for t in texts] == values
+
+
+def test_many_high_cardinality_tags_keep_their_series() -> None:
+    # 5 tags × 20k distinct values exceed a 62-bit mixed-radix key: the combiner must re-densify.
+    n = 20_000
+    rng = np.random.default_rng(3)
+    cols = {f"t{i}": np.array([f"v{x}" for x in rng.permutation(n)], dtype=object) for i in range(5)}
+    df = pd.DataFrame({"time": pd.Timestamp("2024-01-01", tz="UTC"), **cols, "f": 1.0})
+    lines = b"".join(frame_to_lines(df, "m", list(cols), ["f"]).body).decode().splitlines()
+    expected = [
+        "m," + ",".join(f"t{i}={cols[f't{i}'][r]}" for i in range(5)) + " f=1.0 1704067200" for r in range(n)
+    ]
+    assert lines == expected
