@@ -106,6 +106,36 @@ def _window_metadata(window: dg.TimeWindow) -> dict[str, dg.MetadataValue]:
     }
 
 
+def _fetch_hour(
+    client, start: datetime, end: datetime, plain_ids: list[str], attribute_ids: list[str], batch_size: int
+) -> dict[str, list[dict]]:
+    history: dict[str, list[dict]] = {}
+    for ids, no_attributes in ((plain_ids, True), (attribute_ids, False)):
+        if ids:
+            history |= client.history_during_period(
+                start, end, ids, batch_size=batch_size, no_attributes=no_attributes
+            )
+    return history
+
+
+def _replace_hour(backend, spec, frame: pd.DataFrame, start: datetime, end: datetime) -> int:
+    backend.delete(spec.name, spec.measurement, start, end)
+    if frame.empty:
+        return 0
+    # HA stamps rows in microseconds; coarser precision would merge rows of one second.
+    return backend.write(spec.name, frame, spec.measurement, EVENT_TAGS, EVENT_FIELDS, precision="us")
+
+
+def _verify_hour(backend, spec, start: datetime, end: datetime, kept: int, written: int) -> None:
+    stored = backend.count(spec.name, spec.measurement, start, end)
+    if stored != kept or written != kept:
+        raise dg.Failure(
+            f"InfluxDB holds {stored} points for {start:%Y-%m-%d %H:00} UTC in bucket "
+            f"'{spec.name}', but {kept} rows were kept from Home Assistant "
+            f"({written} acknowledged). Re-run the partition to rewrite the hour."
+        )
+
+
 @dg.asset(
     key=["influxdb", "events"],
     deps=[["homeassistant", "history"], ["sqlite", "entities"]],
@@ -159,16 +189,7 @@ def events(
                 skipped.append(start.isoformat())
                 continue
             started = time.monotonic()
-            history = {}
-            for ids, no_attributes in ((plain_ids, True), (attribute_ids, False)):
-                if ids:
-                    history |= client.history_during_period(
-                        start,
-                        end,
-                        ids,
-                        batch_size=config.entity_batch_size,
-                        no_attributes=no_attributes,
-                    )
+            history = _fetch_hour(client, start, end, plain_ids, attribute_ids, config.entity_batch_size)
             seconds["fetch"] += time.monotonic() - started
             rows_fetched += sum(len(rows) for rows in history.values())
 
@@ -178,26 +199,16 @@ def events(
             seconds["normalise"] += time.monotonic() - started
 
             started = time.monotonic()
-            backend.delete(spec.name, spec.measurement, start, end)
             try:
-                # HA stamps rows in microseconds; coarser precision would merge rows of one second.
-                written = backend.write(
-                    spec.name, frame, spec.measurement, EVENT_TAGS, EVENT_FIELDS, precision="us"
-                )
+                written = _replace_hour(backend, spec, frame, start, end)
             except RetentionRejectedError:
                 skipped.append(start.isoformat())
                 continue
             seconds["write"] += time.monotonic() - started
 
             started = time.monotonic()
-            stored = backend.count(spec.name, spec.measurement, start, end)
+            _verify_hour(backend, spec, start, end, kept=len(frame), written=written)
             seconds["verify"] += time.monotonic() - started
-            if stored != len(frame) or written != len(frame):
-                raise dg.Failure(
-                    f"InfluxDB holds {stored} points for {start:%Y-%m-%d %H:00} UTC in bucket "
-                    f"'{spec.name}', but {len(frame)} rows were kept from Home Assistant "
-                    f"({written} acknowledged). Re-run the partition to rewrite the hour."
-                )
             rows_kept += len(frame)
             points_written += written
             entities.update(frame["entity_id"].unique())
