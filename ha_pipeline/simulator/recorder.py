@@ -56,34 +56,34 @@ class _Timeline:
         self.lc.append(lc)
 
 
-_ON_OFF = ("off", "on", "unavailable")
+_NUMERIC, _METER, _BINARY, _LIGHT, _CONSTANT = (KINDS.index(k) for k in ("numeric", "meter", "binary", "light", "constant"))
 
 
 def _state_strings(home: "SimulatedHome", rows: Rows) -> list[str]:
-    """HA state strings of generated rows of many entities (one row each is typical)."""
-    sources = home.generator.sources
-    out: list[str] = []
-    for pos, value, unavailable in zip(rows.pos.tolist(), rows.value.tolist(), rows.unavailable.tolist()):
-        out.append(_entity_states(sources[pos], np.asarray([value]), np.asarray([unavailable]))[0])
-    return out
+    """HA state strings of generated rows: str() of the native value, on/off, unavailable.
 
-
-def _entity_states(src: Any, values: np.ndarray, unavailable: np.ndarray) -> list[str]:
-    """State strings of one entity's rows: HA's str() of the native value, on/off, unavailable."""
-    if src.kind == "constant":
-        return [src.constant] * values.size
-    if src.kind in ("binary", "light"):
-        codes = np.where(unavailable, 2, np.nan_to_num(values)).astype(np.int64).tolist()
-        return list(map(_ON_OFF.__getitem__, codes))
-    values = np.where(unavailable, 0.0, values)
-    if src.kind == "numeric" and src.decimals == 0:
-        out = list(map(str, np.round(values).astype(np.int64).tolist()))
-    else:
-        out = list(map(repr, np.round(values, 3 if src.kind == "meter" else src.decimals).tolist()))
-    if unavailable.any():
-        for i in np.flatnonzero(unavailable).tolist():
-            out[i] = "unavailable"
-    return out
+    Vectorised over all rows at once: one ``map`` per kind of formatting, no per-entity numpy calls.
+    """
+    params = home.generator.params
+    n = rows.pos.size
+    out = np.empty(n, dtype=object)
+    kind = params.kind[rows.pos]
+    unavailable = rows.unavailable
+    onoff = (kind == _BINARY) | (kind == _LIGHT)
+    idx = np.flatnonzero(onoff & ~unavailable)
+    out[idx] = np.where(rows.value[idx] > 0, "on", "off")
+    decimals = np.where(kind == _METER, 3, params.decimals[rows.pos])
+    numeric = ((kind == _NUMERIC) | (kind == _METER)) & ~unavailable
+    for d in np.unique(decimals[numeric]).tolist():
+        idx = np.flatnonzero(numeric & (decimals == d))
+        if d == 0:
+            out[idx] = list(map(str, np.round(rows.value[idx]).astype(np.int64).tolist()))
+        else:
+            out[idx] = list(map(repr, np.round(rows.value[idx], d).tolist()))
+    out[np.flatnonzero(unavailable)] = "unavailable"
+    for i in np.flatnonzero(kind == _CONSTANT).tolist():
+        out[i] = home.generator.sources[int(rows.pos[i])].constant
+    return out.tolist()
 
 
 def _light_attrs(base: dict[str, Any], states: list[str], levels: list[int]) -> list[dict[str, Any]]:
@@ -108,6 +108,7 @@ def timelines(home: "SimulatedHome", entity_ids: Iterable[str], t0: float, t1: f
             window = window.take(np.isnan(window.lc))
         prior_states = _state_strings(home, prior)
         prior_at = {p: i for i, p in enumerate(prior.pos.tolist())}
+        states = _state_strings(home, window)
         lus = window.lu.tolist()
         has_lc = ~np.isnan(window.lc)
         any_lc = bool(has_lc.any())
@@ -128,7 +129,7 @@ def timelines(home: "SimulatedHome", entity_ids: Iterable[str], t0: float, t1: f
                 tl.start = (s, attrs, float(prior.lu[i]), None if math.isnan(lc) else lc)
             a, b = span[pos]
             if b > a:
-                tl.states = _entity_states(src, window.value[a:b], window.unavailable[a:b])
+                tl.states = states[a:b]
                 tl.lu = lus[a:b]
                 tl._attrs = None
                 if src.kind == "light":
@@ -250,8 +251,9 @@ def _history(home: "SimulatedHome", start: float, end: float, entity_ids: list[s
         elif not head and states:
             head.append(_row(states[0], (attrs or tl.attrs)[0], lus[0], lcs[0], no_attributes))
             states, lus = states[1:], lus[1:]
-        if head and states:
-            # minimal_response: later rows are state changes only, as {s, lu}
+        if head and states and not drop:
+            # minimal_response: later rows are state changes only, as {s, lu} (with attribute-only
+            # rows dropped up front no two consecutive rows share a state, so this only runs without)
             previous = [head[-1]["s"], *states[:-1]]
             if any(s == p for s, p in zip(states, previous)):
                 keep = [i for i, (s, p) in enumerate(zip(states, previous)) if s != p]
