@@ -246,32 +246,32 @@ def sync_snapshot(conn: sa.Connection, rows: Mapping[str, Any], now: datetime) -
         new_rows = snap.rows[table]
         old_rows = stored[table]
         is_devices = table == "devices"
-        inserts: list[tuple] = []
-        updates: list[tuple] = []
-        removals: list[tuple] = []
-        for oid, values in new_rows.items():
-            old = old_rows.get(oid)
+
+        # New ids in key order: appending to the table's B-tree is cheaper than splitting pages.
+        added = sorted(new_rows.keys() - old_rows.keys())
+        inserts = [new_rows[oid] + (ts, ts, None) for oid in added]
+        for oid in added:
+            payload = _non_null(table, new_rows[oid])
             if is_devices:
-                link_new = snap.links.get(oid, ())
-                link_old = stored_links.get(oid, ())
-                links_differ = link_new != link_old
-                if links_differ:
-                    link_deletes += [(oid, e) for e in sorted(set(link_old) - set(link_new))]
-                    link_inserts += [(oid, e) for e in sorted(set(link_new) - set(link_old))]
-            else:
-                links_differ = False
-            if old is None:
-                inserts.append(values + (ts, ts, None))
-                new = _non_null(table, values)
-                if is_devices:
-                    new["config_entries"] = list(link_new)
-                changes.append(_change(now, table, oid, "added", None, new))
-                result.added[table] += 1
+                payload["config_entries"] = list(snap.links.get(oid, ()))
+                link_inserts += [(oid, e) for e in snap.links.get(oid, ())]
+            changes.append(_change(now, table, oid, "added", None, payload))
+        result.added[table] = len(added)
+
+        updates: list[tuple] = []
+        for oid, (old_values, removed_at) in old_rows.items():
+            values = new_rows.get(oid)
+            if values is None:
                 continue
-            old_values, removed_at = old
-            if removed_at is None and old_values == values and not links_differ:
+            link_new = link_old = ()
+            if is_devices:
+                link_new, link_old = snap.links.get(oid, ()), stored_links.get(oid, ())
+            if removed_at is None and old_values == values and link_new == link_old:
                 result.unchanged[table] += 1
                 continue
+            if link_new != link_old:
+                link_deletes += [(oid, e) for e in sorted(set(link_old) - set(link_new))]
+                link_inserts += [(oid, e) for e in sorted(set(link_new) - set(link_old))]
             updates.append(values[1:] + (ts, None, oid))
             if removed_at is not None:
                 before = {**_non_null(table, old_values), "removed_at": _iso(removed_at)}
@@ -282,7 +282,7 @@ def sync_snapshot(conn: sa.Connection, rows: Mapping[str, Any], now: datetime) -
                 result.revived[table] += 1
                 continue
             diffs = _diff_columns(table, oid, old_values, values, now)
-            if links_differ:
+            if link_new != link_old:
                 upd = next((c for c in diffs if c["change_type"] == "updated"), None)
                 if upd is None:
                     upd = _change(now, table, oid, "updated", {}, {})
@@ -291,13 +291,14 @@ def sync_snapshot(conn: sa.Connection, rows: Mapping[str, Any], now: datetime) -
                 upd["new_values"]["config_entries"] = list(link_new)
             changes.extend(diffs)
             result.changed[table] += 1
+
+        removals: list[tuple] = []
         for oid, (old_values, removed_at) in old_rows.items():
             if removed_at is None and oid not in new_rows:
                 removals.append((ts, oid))
                 changes.append(_change(now, table, oid, "removed", _non_null(table, old_values), None))
                 result.removed[table] += 1
 
-        inserts.sort()  # key order appends to the table's B-tree instead of splitting pages
         bulk.insert(tbl, cols + _SEEN, inserts)
         bulk.update(tbl, cols[1:] + ("last_seen", "removed_at"), (pk,), updates)
         bulk.update(tbl, ("removed_at",), (pk,), removals)
