@@ -18,7 +18,9 @@ DOMAINS=(homeassistant persistent_notification logger system_log
          sensor binary_sensor switch light ha_pipeline_testbed)
 
 STAMP="$VENV/.installed"
-WANT="homeassistant==$HA_VERSION ${DOMAINS[*]} $(cat "$CUSTOM"/*/manifest.json | sha256sum | cut -c1-16)"
+# The stamp changes with this script, the requirements walker and our integration's manifest.
+WANT="homeassistant==$HA_VERSION $(cat "${BASH_SOURCE[0]}" "$ROOT/scripts/ha_requirements.py" \
+    "$CUSTOM"/*/manifest.json | sha256sum | cut -c1-16)"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; then
     echo "install_ha: $VENV is up to date"
     exit 0
