@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pandas as pd
 
 from ha_pipeline.timeseries.buckets import BucketSpec, InfluxSettings
-from ha_pipeline.timeseries.line_protocol import DEFAULT_BATCH_LINES, prepare_lines
+from ha_pipeline.timeseries.line_protocol import DEFAULT_BATCH_LINES, LineProtocolError, check_frame, prepare_lines
 
 log = logging.getLogger(__name__)
 
@@ -186,9 +186,11 @@ class TimeseriesBackend(ABC):
         max_in_flight: int = 2,
         max_retries: int = 5,
         backoff_seconds: float = 0.5,
+        prepare_rows: int = 200_000,
     ) -> None:
         self.settings = settings
         self.batch_lines = batch_lines
+        self.prepare_rows = prepare_rows
         self.max_in_flight = max(1, max_in_flight)
         self.max_retries = max_retries
         self.backoff_seconds = backoff_seconds
@@ -259,13 +261,14 @@ class TimeseriesBackend(ABC):
         time: str = "time",
         precision: str = "s",
     ) -> int:
-        """Write ``df`` in batches; return the number of points written (rows with no field skipped)."""
-        prepared = prepare_lines(df, measurement, tags, fields, time=time, precision=precision)
-        if prepared.dropped_rows:
-            log.info("%d rows of %s had no field value and were not written", prepared.dropped_rows, measurement)
-        batches = prepared.chunk_bounds(self.batch_lines)
-        accepted = 0
-        failure: InfluxWriteError | InfluxError | None = None
+        """Write ``df`` in batches; return the number of points written (rows with no field skipped).
+
+        The frame is formatted in slices of ``prepare_rows`` so the first requests are in flight
+        while later slices are still being formatted.
+        """
+        check_frame(df, measurement, tags, fields, time, precision)
+        accepted = dropped = 0
+        failure: InfluxError | None = None
         pending: deque[Future[int]] = deque()
 
         def settle(future: Future[int]) -> None:
@@ -278,16 +281,32 @@ class TimeseriesBackend(ABC):
             except InfluxError as exc:
                 failure = failure or exc
 
+        step = max(self.batch_lines, self.prepare_rows)
         with ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="influx-write") as pool:
-            for start, stop in batches:
+            for offset in range(0, len(df), step):
                 if failure is not None:
                     break
-                body = prepared.body(start, stop)  # built while earlier batches are in flight
-                pending.append(pool.submit(self._send_batch, bucket, body, precision, stop - start))
-                while len(pending) >= self.max_in_flight:
-                    settle(pending.popleft())
+                try:
+                    prepared = prepare_lines(
+                        df.iloc[offset : offset + step], measurement, tags, fields, time=time, precision=precision
+                    )
+                except LineProtocolError as exc:
+                    if offset == 0:
+                        raise  # nothing sent yet: the caller gets the plain validation error
+                    failure = InfluxWriteError(f"rows from {offset} on cannot be written: {exc}")
+                    break
+                dropped += prepared.dropped_rows
+                for start, stop in prepared.chunk_bounds(self.batch_lines):
+                    if failure is not None:
+                        break
+                    body = prepared.body(start, stop)  # built while earlier batches are in flight
+                    pending.append(pool.submit(self._send_batch, bucket, body, precision, stop - start))
+                    while len(pending) >= self.max_in_flight:
+                        settle(pending.popleft())
             while pending:
                 settle(pending.popleft())
+        if dropped:
+            log.info("%d rows of %s had no field value and were not written", dropped, measurement)
         if isinstance(failure, InfluxWriteError):
             failure.accepted = accepted
             raise failure

@@ -242,6 +242,24 @@ def _combine(codes: Sequence[np.ndarray], n_rows: int) -> tuple[np.ndarray, np.n
     return combined, representative
 
 
+def check_frame(
+    df: pd.DataFrame, measurement: str, tags: Sequence[str], fields: Sequence[str], time: str, precision: str
+) -> None:
+    """Cheap checks of the frame's shape (columns, names, time column) before anything is sent."""
+    if not fields:
+        raise LineProtocolError("at least one field column is required")
+    missing = [c for c in [time, *tags, *fields] if c not in df.columns]
+    if missing:
+        raise LineProtocolError(f"columns missing from the frame: {missing}")
+    _escape_measurement(measurement)
+    for name in [*tags, *fields]:
+        _check_key_like(name, "column name")
+    if len(df):
+        _timestamps(df[time].iloc[:1], precision)
+        if df[time].isna().any():
+            raise LineProtocolError(f"time column {time!r} has {int(df[time].isna().sum())} missing values")
+
+
 def prepare_lines(
     df: pd.DataFrame,
     measurement: str,
@@ -251,13 +269,7 @@ def prepare_lines(
     precision: str = "s",
 ) -> PreparedLines:
     """Format ``df`` once; rows whose fields are all missing are dropped and counted."""
-    if not fields:
-        raise LineProtocolError("at least one field column is required")
-    missing = [c for c in [time, *tags, *fields] if c not in df.columns]
-    if missing:
-        raise LineProtocolError(f"columns missing from the frame: {missing}")
-    for name in [*tags, *fields]:
-        _check_key_like(name, "column name")
+    check_frame(df, measurement, tags, fields, time, precision)
     n = len(df)
     series_prefix = _escape_measurement(measurement)
     stamps = _timestamps(df[time], precision) if n else np.empty(0, dtype=np.int64)

@@ -11,6 +11,7 @@ import pytest
 from ha_pipeline.timeseries.backend import InfluxAuthError, InfluxQueryError, InfluxWriteError, make_backend
 from ha_pipeline.timeseries.buckets import BucketSpec, InfluxSettings
 from ha_pipeline.timeseries.influx_v2 import InfluxV2Backend, delete_predicate, flux_string
+from ha_pipeline.timeseries.line_protocol import LineProtocolError
 from ha_pipeline_tests.test_timeseries.v2_stub import ORG_ID, V2Stub
 
 TOKEN = "tok-SECRET-123"
@@ -140,3 +141,15 @@ def test_delete_predicate_escaping() -> None:
     assert delete_predicate("m", {"e": 'a"b\\c\nd'}) == '_measurement="m" AND "e"="a\\"b\\\\c\\nd"'
     with pytest.raises(InfluxQueryError, match="carriage return"):
         delete_predicate("m", {"e": "a\rb"})
+
+
+def test_bad_row_in_a_later_slice_reports_what_was_written(stub: V2Stub) -> None:
+    settings = InfluxSettings(url=stub.url, api_version=2, token=TOKEN, org="home")
+    df = pd.DataFrame({"time": pd.date_range(T0, periods=5, freq="s"), "e": ["a", "b", "c", "d", "bad\nvalue"], "v": 1.0})
+    with InfluxV2Backend(settings, batch_lines=2, prepare_rows=2) as b:
+        with pytest.raises(InfluxWriteError, match="rows from 4 on cannot be written") as info:
+            b.write("events", df, "m", ["e"], ["v"])
+        assert info.value.accepted == 4
+        with pytest.raises(LineProtocolError):  # caught before anything is sent
+            b.write("events", df.iloc[::-1], "m", ["e"], ["v"])
+    assert len(stub.of("/api/v2/write")) == 2
