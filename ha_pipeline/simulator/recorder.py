@@ -6,6 +6,7 @@ served together, so a state set through ``call_service`` shows up in later histo
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from datetime import datetime, timedelta, timezone
@@ -198,6 +199,9 @@ def history_during_period(home: "SimulatedHome", start: float, end: float, entit
                                                        significant_changes_only, minimal_response, no_attributes)}
 
 
+_MINIMAL_ROW = ',{"s":"%s","lu":%r}'
+
+
 def history_json(home: "SimulatedHome", start: float, end: float, entity_ids: list[str], *,
                  include_start_time_state: bool = True, significant_changes_only: bool = True,
                  minimal_response: bool = False, no_attributes: bool = False) -> str:
@@ -215,7 +219,8 @@ def history_json(home: "SimulatedHome", start: float, end: float, entity_ids: li
             if states:
                 # json escapes every quote inside a string, so '","' only ever separates items
                 escaped = dumps(states)[2:-2].split('","')
-                rows.append(",".join(map('{{"s":"{}","lu":{!r}}}'.format, escaped, lus)))
+                # one %-format per entity parses its template once (faster than a format call per row)
+                rows.append((_MINIMAL_ROW * len(lus))[1:] % tuple(itertools.chain.from_iterable(zip(escaped, lus))))
             parts.append(f"{dumps(eid)}:[{','.join(rows)}]")
     return "{" + ",".join(parts) + "}"
 
