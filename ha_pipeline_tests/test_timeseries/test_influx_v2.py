@@ -153,3 +153,15 @@ def test_bad_row_in_a_later_slice_reports_what_was_written(stub: V2Stub) -> None
         with pytest.raises(LineProtocolError):  # caught before anything is sent
             b.write("events", df.iloc[::-1], "m", ["e"], ["v"])
     assert len(stub.of("/api/v2/write")) == 2
+
+
+def test_ping_and_storage_stats(backend: InfluxV2Backend, stub: V2Stub) -> None:
+    assert backend.ping() == "v2.7.stub"
+    backend.ensure_bucket(BucketSpec("events", "m", 365, 7))
+    stub.query_csv = [
+        "#datatype,string,long,long\n#group,false,false,false\n#default,_result,,\n"
+        ",result,table,_value\n,,0,2000\n\n"
+    ]
+    assert backend.storage_stats() == {"events": {"bytes": None, "series": 2000, "points": None}}
+    flux = json.loads(stub.of("/api/v2/query")[-1].body)["query"]
+    assert flux == 'import "influxdata/influxdb"\ninfluxdb.cardinality(bucket: "events", start: time(v: 0))'
