@@ -1,8 +1,7 @@
 """Discovery benchmark: sync a 10k-device / 100k-entity home into a fresh SQLite file.
 
 Prints one table of figures against the targets of issue 3. The snapshot comes from
-``ha_pipeline.simulator.SimulatedHome`` when it offers registry rows, else from the local
-generator below (same HA field names). Run: ``.venv/bin/python benchmarks/discovery.py``.
+``ha_pipeline.simulator.SimulatedHome`` (``--local``: the generator below, same HA field names). Run: ``.venv/bin/python benchmarks/discovery.py``.
 """
 
 from __future__ import annotations
@@ -58,15 +57,36 @@ def generate_rows(devices: int, entities_per_device: int, areas: int, seed: int 
     return {"areas": area_rows, "config_entries": entries, "devices": device_rows, "entities": entity_rows}
 
 
-def snapshot_rows(devices: int, entities_per_device: int, areas: int) -> tuple[dict[str, list[dict]], str]:
-    """Rows from the simulator when it can make them, else from the local generator."""
-    try:
-        from ha_pipeline.simulator import SimulatedHome  # type: ignore[attr-defined]
+def simulator_rows(home: Any) -> dict[str, list[dict]]:
+    """A ``SimulatedHome``'s registries in the ``RegistrySnapshot.as_rows()`` layout.
 
-        home = SimulatedHome.generate(seed=0, areas=areas, devices=devices, entities_per_device=entities_per_device)
-        return home.registry_rows(), "ha_pipeline.simulator.SimulatedHome"
-    except (ImportError, AttributeError, TypeError):
-        return generate_rows(devices, entities_per_device, areas), "local generator (simulator has no registry_rows yet)"
+    Entities are get_entries items plus unit and state class from the state's attributes,
+    as the HA client builds them.
+    """
+    entities = []
+    for eid in home.entities:
+        attrs = (home.states.get(eid) or {}).get("attributes") or {}
+        entities.append({**home.entity_entry(eid), "unit_of_measurement": attrs.get("unit_of_measurement"),
+                         "state_class": attrs.get("state_class")})
+    return {
+        "areas": list(home.areas.values()),
+        "devices": list(home.devices.values()),
+        "entities": entities,
+        "config_entries": list(home.config_entries.values()),
+    }
+
+
+def snapshot_rows(devices: int, entities_per_device: int, areas: int, local: bool) -> tuple[dict[str, list[dict]], str]:
+    """Rows from the simulator, or from the local generator when asked or when it is missing."""
+    if not local:
+        try:
+            from ha_pipeline.simulator import SimulatedHome
+        except ImportError:
+            pass
+        else:
+            home = SimulatedHome.generate(seed=0, areas=areas, devices=devices, entities_per_device=entities_per_device)
+            return simulator_rows(home), "ha_pipeline.simulator.SimulatedHome.generate(seed=0)"
+    return generate_rows(devices, entities_per_device, areas), "local generator (benchmarks/discovery.py)"
 
 
 def change_one_percent(rows: dict[str, list[dict]], seed: int = 1) -> dict[str, list[dict]]:
@@ -109,9 +129,10 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--entities-per-device", type=int, default=10)
     parser.add_argument("--areas", type=int, default=100)
+    parser.add_argument("--local", action="store_true", help="use the local generator instead of the simulator")
     args = parser.parse_args()
 
-    rows, source = snapshot_rows(args.devices, args.entities_per_device, args.areas)
+    rows, source = snapshot_rows(args.devices, args.entities_per_device, args.areas, args.local)
     changed_rows = change_one_percent(rows)
     results: list[tuple[str, str, str, str]] = []
 
@@ -139,7 +160,7 @@ def main() -> None:
         med = statistics.median(laps) * 1000
         add("device by id (median of 1000)", f"{med:.3f} ms", "< 1 ms", med < 1)
 
-        area = rows["areas"][0]["area_id"]
+        area = max(rows["areas"], key=lambda a: sum(d["area_id"] == a["area_id"] for d in rows["devices"]))["area_id"]
         laps = [_timed(lambda: store.entities(area_id=area)) for _ in range(20)]
         med = statistics.median(s for s, _ in laps) * 1000
         add(f"entities(area_id={area!r}) -> {len(laps[0][1])} rows (median of 20)", f"{med:.1f} ms", "< 200 ms",

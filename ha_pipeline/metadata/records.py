@@ -119,6 +119,8 @@ class Snapshot:
     links: dict[str, tuple[str, ...]] = field(default_factory=dict)
     rejects: list[Issue] = field(default_factory=list)
     warnings: list[Issue] = field(default_factory=list)
+    #: Ids HA listed but whose record was rejected: left as stored, not marked removed.
+    rejected_ids: dict[str, set[str]] = field(default_factory=lambda: {t: set() for t in _SPECS})
 
 
 def canonical_json(value: Any) -> str:
@@ -235,6 +237,7 @@ def _validate(table: str, items: Iterable[Any], snap: Snapshot) -> tuple[list[st
 
     if bad:
         rejects.extend(bad[i] for i in sorted(bad))
+        snap.rejected_ids[table].update(ids[i] for i in bad)
         ids = [rid for i, rid in enumerate(ids) if i not in bad]
         columns = {c: [v for i, v in enumerate(vals) if i not in bad] for c, vals in columns.items()}
     return ids, columns

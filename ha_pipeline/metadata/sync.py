@@ -293,8 +293,10 @@ def sync_snapshot(conn: sa.Connection, rows: Mapping[str, Any], now: datetime) -
             result.changed[table] += 1
 
         removals: list[tuple] = []
+        rejected = snap.rejected_ids[table]
         for oid, (old_values, removed_at) in old_rows.items():
-            if removed_at is None and oid not in new_rows:
+            # A record HA still lists but we could not read this time is not a removal.
+            if removed_at is None and oid not in new_rows and oid not in rejected:
                 removals.append((ts, oid))
                 changes.append(_change(now, table, oid, "removed", _non_null(table, old_values), None))
                 result.removed[table] += 1

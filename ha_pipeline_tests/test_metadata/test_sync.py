@@ -201,6 +201,17 @@ def test_bad_records_are_rejected_and_the_rest_stored(store: MetadataStore, home
     assert store.entity("sensor.kitchen_temperature")["unit_of_measurement"] == "°C"
 
 
+def test_a_rejected_record_is_not_a_removal(store: MetadataStore, home: Rows) -> None:
+    store.sync(home, now=T0)
+    find(home["devices"], "id", "lamp")["manufacturer"] = 42
+
+    result = store.sync(home, now=T1)
+
+    assert [r["record_id"] for r in result.rejects] == ["lamp"]
+    assert result.removed["devices"] == 0 and result.rows_written == 0
+    assert store.device("lamp")["manufacturer"] == "Signify" and store.device("lamp")["removed_at"] is None
+
+
 @pytest.mark.parametrize("rows", [None, [], {"areas": []}, {"areas": [], "devices": [], "entities": [],
                                                               "config_entries": "nope"}])
 def test_a_snapshot_without_all_four_lists_is_refused(store: MetadataStore, home: Rows, rows: object) -> None:
