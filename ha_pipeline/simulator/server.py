@@ -105,6 +105,7 @@ class SimulatorServer:
         self._stopped: asyncio.Event | None = None
         self._connections: set[_Connection] = set()
         self._ready = threading.Event()
+        self._loop_thread: int | None = None
         self._error: BaseException | None = None
         self.home.listeners.append(self._on_event)
 
@@ -150,6 +151,7 @@ class SimulatorServer:
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
         self._loop = loop
+        self._loop_thread = threading.get_ident()
         try:
             loop.run_until_complete(self._main())
         except BaseException as exc:  # surfaced to start()
@@ -380,7 +382,16 @@ class SimulatorServer:
         return None
 
     def _on_event(self, event: dict[str, Any]) -> None:
-        # events fire on the loop thread (all home changes are made there)
+        # home changes made from another thread (tests calling home.set_state directly) must
+        # reach the connections' queues on the loop thread, or the writers never wake up
+        loop = self._loop
+        if loop is not None and self._loop_thread != threading.get_ident():
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._publish, event)
+            return
+        self._publish(event)
+
+    def _publish(self, event: dict[str, Any]) -> None:
         for conn in list(self._connections):
             for sub_id, event_type in conn.subscriptions.items():
                 if event_type in (None, "*", event["event_type"]):

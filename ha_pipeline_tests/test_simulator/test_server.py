@@ -386,3 +386,21 @@ def test_large_registry_frames_exceed_one_mebibyte() -> None:
             finally:
                 await client.close()
         assert run(go()) > 1024 * 1024
+
+
+def test_changes_made_from_another_thread_reach_subscribers(server: SimulatorServer, home: SimulatedHome) -> None:
+    device_id = next(iter(home.devices))
+
+    async def go() -> dict[str, Any]:
+        client = await RawClient.open(server.url)
+        try:
+            sub = await client.send("subscribe_events", event_type="device_registry_updated")
+            await client.reply(sub)
+            # the test thread is not the server's loop thread
+            await asyncio.to_thread(home.update_device, device_id, name_by_user="Renamed elsewhere")
+            return (await client.events(sub, 1, timeout=5))[0]
+        finally:
+            await client.close()
+
+    event = run(go())
+    assert event["data"]["device_id"] == device_id
