@@ -25,7 +25,13 @@ from urllib.parse import urlsplit, urlunsplit
 import pandas as pd
 
 from ha_pipeline.timeseries.buckets import BucketSpec, InfluxSettings
-from ha_pipeline.timeseries.line_protocol import DEFAULT_BATCH_LINES, LineProtocolError, check_frame, prepare_lines
+from ha_pipeline.timeseries.line_protocol import (
+    DEFAULT_BATCH_LINES,
+    LineProtocolError,
+    check_frame,
+    escape_key,
+    prepare_lines,
+)
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +134,8 @@ _UNPARSABLE = re.compile(r"unable to parse '((?:[^'\\]|\\.)*)'")
 
 def _line_field_type(line: str, field: str) -> str | None:
     """Type the line-protocol ``line`` gives ``field`` (1.x names: float/integer/string/boolean)."""
-    match = re.search(r"(?:^|[ ,])" + re.escape(field.replace(" ", r"\ ")) + r"=(\"|[-+\d.eE]+i\b|t|f|T|F|[-+\d.])", line)
+    key = re.escape(escape_key(field))
+    match = re.search(r"(?:^|[ ,])" + key + r"=(\"|[-+\d.eE]+i\b|t|f|T|F|[-+\d.])", line)
     if match is None:
         return None
     token = match.group(1)
@@ -139,6 +146,12 @@ def _line_field_type(line: str, field: str) -> str | None:
     if token in "tfTF":
         return "boolean"
     return "float"
+
+
+def _timestamp_of(line: str) -> int:
+    """The trailing timestamp of a line (huge for fragments of multi-line string fields)."""
+    last = line.rsplit(" ", 1)[-1]
+    return int(last) if last.lstrip("-").isdigit() else 2**63
 
 
 def classify_write_failure(message: str, body: bytes, lines: int) -> InfluxWriteError:
@@ -152,7 +165,7 @@ def classify_write_failure(message: str, body: bytes, lines: int) -> InfluxWrite
     reason = f"InfluxDB refused the write: {truncate(message, 300)}"
     if "beyond retention policy" in message:
         rows = text.splitlines()
-        oldest = min(rows, key=lambda r: int(r.rsplit(" ", 1)[-1])) if rows else None
+        oldest = min(rows, key=_timestamp_of) if rows else None
         return RetentionRejectedError(
             f"{dropped} points are older than the bucket's retention and were dropped by InfluxDB",
             dropped=dropped,

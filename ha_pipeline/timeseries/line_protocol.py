@@ -55,7 +55,8 @@ def _escape_measurement(name: str) -> str:
     return name.replace(",", r"\,").replace(" ", r"\ ")
 
 
-def _escape_key(value: str) -> str:
+def escape_key(value: str) -> str:
+    """A tag key, tag value or field key with `,`, `=` and space escaped."""
     return value.replace(",", r"\,").replace("=", r"\=").replace(" ", r"\ ")
 
 
@@ -156,7 +157,7 @@ def _factorize(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 def _tag_codes(column: pd.Series, name: str) -> tuple[np.ndarray, list[str]]:
     """Codes into escaped ``,key=value`` pieces; code 0 is "absent" (null or empty)."""
     codes, uniques = _factorize(column)
-    key = _escape_key(name)
+    key = escape_key(name)
     pieces = [""]
     for value in uniques.tolist():
         text = str(value)
@@ -164,7 +165,7 @@ def _tag_codes(column: pd.Series, name: str) -> tuple[np.ndarray, list[str]]:
             pieces.append("")
             continue
         _check_key_like(text, f"tag {name!r} value")
-        pieces.append(f",{key}={_escape_key(text)}")
+        pieces.append(f",{key}={escape_key(text)}")
     return codes + 1, pieces
 
 
@@ -283,7 +284,7 @@ def prepare_lines(
         dtype=object,
     )
 
-    field_parts = [(_raw(_escape_key(name)), *_field_values(df[name], name)) for name in fields]
+    field_parts = [(_raw(escape_key(name)), *_field_values(df[name], name)) for name in fields]
     present = np.stack([c >= 0 for _, c, _, _ in field_parts], axis=1) if n else np.zeros((0, len(fields)), bool)
     rows = np.flatnonzero(present.any(axis=1))
     first_kept = present.argmax(axis=1)[rows]
