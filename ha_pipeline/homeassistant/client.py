@@ -21,6 +21,7 @@ from itertools import count
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from pydantic_core import from_json
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import (
     ConnectionClosed,
@@ -58,7 +59,7 @@ M = TypeVar("M", bound=HAModel)
 #: Requests sent at once when a helper splits its work into batches; HA answers them
 #: in order on one connection, so more would only queue on its side.
 _BATCHES_IN_FLIGHT = 4
-_GET_ENTRIES_BATCH = 1000
+_GET_ENTRIES_BATCH = 5000
 _MAX_BACKOFF_SECONDS = 8.0
 
 
@@ -101,6 +102,26 @@ class _NotHomeAssistant(Exception):
 
 def _message_type(message: Any) -> str:
     return str(message.get("type")) if isinstance(message, dict) else type(message).__name__
+
+
+_FROM_STATE = ("unit_of_measurement", "state_class")
+
+
+def _unit_and_state_class(states: Any) -> dict[str, dict[str, str]]:
+    """``unit_of_measurement``/``state_class`` per entity from raw ``get_states`` items.
+
+    Read from the raw list: validating 100k ``State`` models only to read two attributes
+    would double the cost of a registry snapshot, and a malformed state must not
+    reject its registry entry.
+    """
+    found: dict[str, dict[str, str]] = {}
+    for state in states if isinstance(states, list) else []:
+        if not isinstance(state, dict) or not isinstance(attributes := state.get("attributes"), dict):
+            continue
+        values = {key: attributes[key] for key in _FROM_STATE if isinstance(attributes.get(key), str)}
+        if values and isinstance(state.get("entity_id"), str):
+            found[state["entity_id"]] = values
+    return found
 
 
 def _batches(items: list[str], size: int) -> list[list[str]]:
@@ -265,7 +286,7 @@ class AsyncHomeAssistantClient:
         try:
             async for frame in ws:
                 try:
-                    payload = json.loads(frame)
+                    payload = from_json(frame)
                 except ValueError:
                     logger.warning("Ignored a frame from %s that is not JSON", self.url)
                     continue
@@ -411,13 +432,12 @@ class AsyncHomeAssistantClient:
 
     async def entities(self) -> list[Entity]:
         """The entity registry enriched with device classes, capabilities, unit and state class."""
-        states, state_rejects = await self._records(State, "state", "get_states")
-        records, rejects = await self._entities(states)
-        self._warn_rejects(state_rejects + rejects)
+        records, rejects = await self._entities()
+        self._warn_rejects(rejects)
         return records
 
-    async def _entities(self, states: list[State]) -> tuple[list[Entity], list[Reject]]:
-        raw = await self.command("config/entity_registry/list")
+    async def _entities(self) -> tuple[list[Entity], list[Reject]]:
+        raw, states = await asyncio.gather(self.command("config/entity_registry/list"), self.command("get_states"))
         if not isinstance(raw, list):
             return parse_records(Entity, raw, "entity")
         ids = [item["entity_id"] for item in raw if isinstance(item, dict) and isinstance(item.get("entity_id"), str)]
@@ -429,7 +449,7 @@ class AsyncHomeAssistantClient:
             ]
         ):
             details.update(part or {})
-        attributes = {state.entity_id: state.attributes for state in states}
+        from_states = _unit_and_state_class(states)
         merged: list[Any] = []
         for item in raw:
             if isinstance(item, dict) and isinstance(item.get("entity_id"), str):
@@ -437,25 +457,24 @@ class AsyncHomeAssistantClient:
                 extra = details.get(item["entity_id"]) or {}
                 for key in ("device_class", "original_device_class", "capabilities"):
                     item.setdefault(key, extra.get(key))
-                attrs = attributes.get(item["entity_id"], {})
-                for key in ("unit_of_measurement", "state_class"):
-                    item.setdefault(key, attrs.get(key))
+                for key, value in from_states.get(item["entity_id"], {}).items():
+                    item.setdefault(key, value)
             merged.append(item)
         return parse_records(Entity, merged, "entity")
 
     async def registry_snapshot(self) -> RegistrySnapshot:
         """All four registries (entities enriched as in ``entities()``) with every reject."""
         fetched_at = datetime.now(timezone.utc)
-        (areas, area_rejects), (devices, device_rejects), (entries, entry_rejects), (states, state_rejects) = (
+        # All requests go out at once: HA serialises one list while the client parses another.
+        (areas, area_rejects), (devices, device_rejects), (entries, entry_rejects), (entities, entity_rejects) = (
             await asyncio.gather(
                 self._records(Area, "area", "config/area_registry/list"),
                 self._records(Device, "device", "config/device_registry/list"),
                 self._records(ConfigEntry, "config_entry", "config_entries/get"),
-                self._records(State, "state", "get_states"),
+                self._entities(),
             )
         )
-        entities, entity_rejects = await self._entities(states)
-        rejects = area_rejects + device_rejects + entity_rejects + entry_rejects + state_rejects
+        rejects = area_rejects + device_rejects + entity_rejects + entry_rejects
         self._warn_rejects(rejects)
         return RegistrySnapshot(
             areas=areas,
@@ -731,7 +750,9 @@ class HomeAssistantClient:
     def subscribe_events(self, event_type: str | None = None) -> SyncEventSubscription:
         """Blocking iterator over events; use inside ``with HomeAssistantClient(...)``."""
         if self._client is None:
-            raise HomeAssistantError("subscribe_events needs an open connection: use 'with HomeAssistantClient(...) as ha'.")
+            raise HomeAssistantError(
+                "subscribe_events needs an open connection: use 'with HomeAssistantClient(...) as ha'."
+            )
         return SyncEventSubscription(self, self._client.subscribe_events(event_type))
 
 

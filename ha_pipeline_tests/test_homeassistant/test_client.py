@@ -172,15 +172,15 @@ def test_coalesced_frames_are_split_into_messages() -> None:
 
 def test_frames_larger_than_one_mebibyte(server: ScriptedServer) -> None:
     template = sample("entity_registry_list.json")[0]
-    big = [dict(template, entity_id=f"sensor.big_{i}", unique_id=f"u{i}") for i in range(5000)]
+    big = [dict(template, entity_id=f"sensor.big_{i}", unique_id=f"u{i}") for i in range(12_000)]
     assert len(json.dumps(big)) > 2 * 1024 * 1024
     server.handlers["config/entity_registry/list"] = lambda msg: big
     server.handlers["get_states"] = lambda msg: []
     with HomeAssistantClient(server.url, TOKEN) as ha:
         entities = ha.entities()
-    assert len(entities) == 5000
+    assert len(entities) == 12_000
     requests = [m for m in server.received if m["type"] == "config/entity_registry/get_entries"]
-    assert [len(m["entity_ids"]) for m in requests] == [1000] * 5
+    assert [len(m["entity_ids"]) for m in requests] == [5000, 5000, 2000]
 
 
 def test_history_is_requested_in_batches_and_merged(server: ScriptedServer) -> None:
@@ -260,10 +260,9 @@ def test_subscribe_events_delivers_events_and_unsubscribes(server: ScriptedServe
     def subscribe(msg: dict[str, Any]) -> None:
         ws = server.ws
         assert ws is not None
+        frame = json.dumps({"id": msg["id"], "type": "event", "event": event})
         for _ in range(2):
-            asyncio.get_running_loop().call_later(
-                0.05, lambda: asyncio.ensure_future(ws.send(json.dumps({"id": msg["id"], "type": "event", "event": event})))
-            )
+            asyncio.get_running_loop().call_later(0.05, lambda: asyncio.ensure_future(ws.send(frame)))
         return None
 
     server.handlers["subscribe_events"] = subscribe

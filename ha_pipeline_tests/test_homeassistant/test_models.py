@@ -177,6 +177,12 @@ def test_fingerprint_ignores_order_and_fetch_time_but_sees_changes() -> None:
     second.devices[0].name_by_user = "Renamed"
     assert registry_fingerprint(first) != registry_fingerprint(second)
     assert len(registry_fingerprint(first)) == 64
+    third = _snapshot()
+    third.entities[0].capabilities = {"state_class": "total"}
+    assert registry_fingerprint(first) != registry_fingerprint(third)
+    fourth = _snapshot()
+    fourth.entities[0].labels = ["newer HA field"]  # type: ignore[attr-defined]
+    assert registry_fingerprint(first) == registry_fingerprint(fourth)  # only the stored columns count
 
 
 _VALUES = st.one_of(st.none(), st.text(max_size=5), st.integers(), st.booleans(), st.lists(st.text(max_size=3)))
