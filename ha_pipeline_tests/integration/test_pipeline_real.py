@@ -34,6 +34,8 @@ ASSETS = [
     checks.daily_summaries_finite,
     checks.daily_mean_matches_hourly,
 ]
+INVENTORY = dg.AssetSelection.assets(inventory.discovery)
+INVENTORY_ASSETS = [*inventory.ha_registries, inventory.discovery, checks.inventory_integrity]
 HOURLY = dg.AssetSelection.assets(history.events, history.hourly_summaries_asset)
 SEEDED = {
     "sensor.kitchen_smart_plug_power": lambda i: f"{(i * 37) % 900 / 10:.1f}",
@@ -134,8 +136,7 @@ def _read(influx: InfluxDBResource, key: str, start: datetime, end: datetime):
 
 
 def test_discovery_stores_exactly_what_ha_lists(real_ha, ha, store):
-    result = dg.materialize(ASSETS, resources={"ha": ha, "metadata_store": store},
-                            selection=dg.AssetSelection.groups("inventory") - dg.AssetSelection.kinds("influxdb"))
+    result = dg.materialize(INVENTORY_ASSETS, resources={"ha": ha, "metadata_store": store})
     assert result.success
     s = store.store()
     ha_devices = {d["id"]: d for d in real_ha.ws_command("config/device_registry/list")}
@@ -170,8 +171,7 @@ def test_registry_changes_reach_the_store_through_the_sensor(real_ha, ha, store)
     assert len(first.run_requests) == 1
     cursor = context.cursor
     resources = {"ha": ha, "metadata_store": store}
-    selection = dg.AssetSelection.groups("inventory") - dg.AssetSelection.kinds("influxdb")
-    assert dg.materialize(ASSETS, resources=resources, selection=selection).success
+    assert dg.materialize(INVENTORY_ASSETS, resources=resources).success
 
     devices = [d for d in real_ha.ws_command("config/device_registry/list") if d.get("area_id")]
     device = devices[0]
@@ -187,7 +187,7 @@ def test_registry_changes_reach_the_store_through_the_sensor(real_ha, ha, store)
         context = dg.build_sensor_context(cursor=cursor, resources={"ha": ha})
         changed = registry_change_sensor.evaluate_tick(context)
         assert len(changed.run_requests) == 1 and context.cursor != cursor
-        assert dg.materialize(ASSETS, resources=resources, selection=selection).success
+        assert dg.materialize(INVENTORY_ASSETS, resources=resources).success
 
         changes = store.store().registry_changes(since=since)
         kinds = {(c["table_name"], c["object_id"], c["change_type"]) for c in changes}
@@ -209,7 +209,7 @@ def test_a_day_of_history_matches_ha_and_reruns_identically(real_ha, ha, store, 
     assert expected >= 3 * 100, "the seeded history should be there"
     with dg.instance_for_test() as instance:
         assert dg.materialize(ASSETS, resources=resources, instance=instance,
-                              selection=dg.AssetSelection.groups("inventory") - dg.AssetSelection.kinds("influxdb")).success
+                              selection=INVENTORY).success
         first = dg.materialize(ASSETS, resources=resources, instance=instance, selection=HOURLY,
                                tags=_range_tags(start, end))
         assert first.success
