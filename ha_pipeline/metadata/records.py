@@ -284,6 +284,10 @@ def normalise(
 
     def resolve(table: str, ids: list[str], refs: list[Any], known: set[str], field: str, what: str) -> None:
         """Null references to ids nobody lists, so foreign keys hold; warn about each."""
+        unknown = set(refs) - known
+        unknown.discard(None)
+        if not unknown:  # the usual case, decided without a Python-level loop
+            return
         for i, ref in enumerate(refs):
             if ref is not None and ref not in known:
                 warn(Issue(table, ids[i], field, f"{what} {ref!r} is not in HA's {what} registry; stored as none"))
