@@ -108,6 +108,8 @@ class SimulatorServer:
         self._loop_thread: int | None = None
         self._error: BaseException | None = None
         self.home.listeners.append(self._on_event)
+        self._handler_table = self._handlers()
+        self._service_table = self._services()
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -219,13 +221,13 @@ class SimulatorServer:
                              "Message incorrectly formatted."))
             return
         msg_id = msg["id"]
-        handler = self._handlers().get(msg["type"])
-        if handler is None:
-            # HA checks the command before the id, so an unknown command does not advance the id
-            conn.send(_error(msg_id, "unknown_command", "Unknown command."))
-            return
         if msg_id <= conn.last_id:
             conn.send(_error(msg_id, "id_reuse", "Identifier values have to increase."))
+            return
+        handler = self._handler_table.get(msg["type"])
+        if handler is None:
+            # as in HA, only known commands advance the last id: the same id may follow
+            conn.send(_error(msg_id, "unknown_command", "Unknown command."))
             return
         conn.last_id = msg_id
         try:
@@ -403,7 +405,7 @@ class SimulatorServer:
         data = msg.get("service_data") or {}
         ts = time.time()
         ctx = context(ts, self.home.rnd, USER_ID)
-        fn = self._services().get((domain, service))
+        fn = self._service_table.get((domain, service))
         if fn is None:
             raise _ServiceNotFound(domain, service)
         fn(_entity_ids(msg), data, ctx)

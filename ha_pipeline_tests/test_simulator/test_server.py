@@ -404,3 +404,48 @@ def test_changes_made_from_another_thread_reach_subscribers(server: SimulatorSer
 
     event = run(go())
     assert event["data"]["device_id"] == device_id
+
+
+def test_services_change_states_and_registries(server: SimulatorServer, home: SimulatedHome) -> None:
+    light = next(e for e in home.states if e.startswith("light."))
+    device_id = next(d for d, dev in home.devices.items() if not dev["disabled_by"] and dev["entry_type"] is None)
+    area = next(iter(home.areas))
+
+    async def go() -> list[dict[str, Any]]:
+        client = await RawClient.open(server.url, coalesce=True)
+        try:
+            sub = await client.send("subscribe_events")  # all event types
+            await client.reply(sub)
+            calls = [
+                ("homeassistant", "turn_on", {"brightness": 77}, {"entity_id": light}),
+                ("input_number", "set_value", {"value": 22.5}, {"entity_id": "input_number.target_temperature"}),
+                ("simulator", "rename_device", {"device_id": device_id, "name": "Renamed ✓"}, None),
+                ("simulator", "move_device", {"device_id": device_id, "area_id": area}, None),
+                ("simulator", "add_entity", {"domain": "sensor", "name": "Extra probe", "state": "12.5"}, None),
+                ("simulator", "rename_entity", {"new_entity_id": "sensor.extra_probe_renamed"},
+                 {"entity_id": "sensor.extra_probe"}),
+                ("simulator", "remove_entity", {}, {"entity_id": "sensor.extra_probe_renamed"}),
+                ("simulator", "set_state", {"entity_id": "sensor.made_up", "state": 3, "attributes": {"unit_of_measurement": "W"}}, None),
+                ("simulator", "remove_device", {"device_id": device_id}, None),
+            ]
+            for domain, service, data, target in calls:
+                params: dict[str, Any] = {"domain": domain, "service": service, "service_data": data}
+                if target:
+                    params["target"] = target
+                reply = await client.command("call_service", **params)
+                assert reply["success"], reply
+            await client.command("ping")
+            return [m["event"] for m in client.pending if m.get("type") == "event"]
+        finally:
+            await client.close()
+
+    events = run(go())
+    kinds = [(e["event_type"], e["data"].get("action")) for e in events]
+    assert home.states[light]["state"] == "on" and home.states[light]["attributes"]["brightness"] == 77
+    assert home.states["input_number.target_temperature"]["state"] == "22.5"
+    assert ("device_registry_updated", "update") in kinds and ("device_registry_updated", "remove") in kinds
+    assert ("entity_registry_updated", "create") in kinds and ("entity_registry_updated", "remove") in kinds
+    assert home.states["sensor.made_up"]["state"] == "3"
+    assert "sensor.extra_probe_renamed" not in home.entities and device_id not in home.devices
+    moved = [e for e in events if e["event_type"] == "device_registry_updated" and "area_id" in e["data"].get("changes", {})]
+    assert moved
