@@ -10,7 +10,7 @@ import itertools
 import json
 import math
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -287,23 +287,21 @@ _UNIT_CLASS = {"°C": "temperature", "°F": "temperature", "K": "temperature", "
                "lx": "illuminance", "dBm": "signal_strength"}
 
 
-def _converter(unit: str | None, units: dict[str, str]) -> tuple[Any, str | None]:
-    """Value converter from the sensor's unit to the requested unit of its class."""
+def _converter(unit: str | None, units: dict[str, str]) -> Callable[[float], float]:
+    """Value converter from the sensor's unit to the requested unit of its class (``units``)."""
     cls = _UNIT_CLASS.get(unit or "")
     target = units.get(cls or "") if units else None
     if not target or target == unit:
-        return (lambda v: v), unit
+        return lambda v: v
     if cls == "temperature":
         to_c = {"°C": lambda v: v, "°F": lambda v: (v - 32) / 1.8, "K": lambda v: v - 273.15}[unit]
         from_c = {"°C": lambda v: v, "°F": lambda v: v * 1.8 + 32, "K": lambda v: v + 273.15}.get(target)
-        if from_c is None:
-            return (lambda v: v), unit
-        return (lambda v: from_c(to_c(v))), target
+        return (lambda v: from_c(to_c(v))) if from_c else (lambda v: v)
     factors = _UNIT_FACTORS.get(cls or "", {})
     if unit in factors and target in factors:
         f = factors[target] / factors[unit]
-        return (lambda v: v * f), target
-    return (lambda v: v), unit
+        return lambda v: v * f
+    return lambda v: v
 
 
 def period_bounds(period: str, start: float, end: float, tz: ZoneInfo) -> list[tuple[float, float]]:
@@ -378,7 +376,7 @@ def statistics_during_period(home: "SimulatedHome", start: float, end: float, st
         src = home.sources[eid]
         tl = lines[eid]
         meta = statistic_meta(home, eid)
-        convert, _ = _converter(meta["statistics_unit_of_measurement"], units or {})
+        convert = _converter(meta["statistics_unit_of_measurement"], units or {})
         times = ([tl.start[2]] if tl.start else []) + tl.lu
         vals = ([_num(tl.start[0])] if tl.start else []) + [_num(s) for s in tl.states]
         if not times:
@@ -420,7 +418,7 @@ def statistics_during_period(home: "SimulatedHome", start: float, end: float, st
                 else:
                     stat["sum"] = stat["state"]
                 stat["change"] = stat["sum"] - prev_sum if prev_sum is not None else _first_change(
-                    home, src, a, convert, stat["sum"])
+                    src, a, convert, stat["sum"])
                 prev_sum = stat["sum"]
             rec.update({k: stat[k] for k in wanted})
             rows.append(rec)
@@ -429,7 +427,7 @@ def statistics_during_period(home: "SimulatedHome", start: float, end: float, st
     return result
 
 
-def _first_change(home: "SimulatedHome", src: Any, a: float, convert: Any, current: float) -> float:
+def _first_change(src: Any, a: float, convert: Callable[[float], float], current: float) -> float:
     """Change of the first bucket: sum now minus the sum at the bucket start."""
     if src.kind != "meter":
         return 0.0
