@@ -8,6 +8,7 @@ import logging
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -118,6 +119,15 @@ def test_registry_snapshot_collects_rejects_without_failing(server: ScriptedServ
     assert [(r.kind, r.field) for r in snapshot.rejects] == [("area", "area_id")]
     rows = snapshot.as_rows()
     assert len(rows["entities"]) == len(sample("entity_registry_list.json"))
+
+
+def test_sync_facade_shares_one_connection_between_threads(server: ScriptedServer) -> None:
+    with HomeAssistantClient(server.url, TOKEN) as ha, ThreadPoolExecutor(8) as pool:
+        versions = list(pool.map(lambda _: ha.config().version, range(40)))
+    assert versions == ["2024.1.6"] * 40
+    assert server.connections == 1
+    ids = [msg["id"] for msg in server.received]
+    assert ids == list(range(1, 42))  # supported_features + 40 commands, ids increasing on the wire
 
 
 def test_call_outside_with_opens_and_closes_its_own_connection(server: ScriptedServer) -> None:
