@@ -56,8 +56,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 M = TypeVar("M", bound=HAModel)
 
-#: Requests sent at once when a helper splits its work into batches; HA answers them
-#: in order on one connection, so more would only queue on its side.
+#: Requests in flight when a helper splits its work into batches: enough to keep HA and
+#: the client busy at the same time, few enough not to queue a whole home on HA's side.
 _BATCHES_IN_FLIGHT = 4
 _GET_ENTRIES_BATCH = 5000
 _MAX_BACKOFF_SECONDS = 8.0
