@@ -156,13 +156,18 @@ def storage_report(
     specs = influxdb.bucket_specs()
     store = metadata_store.store()
 
+    # A bucket nothing has written to yet (no daily rollup so far) does not exist: report it empty.
     stats = backend.storage_stats()
+    existing = [spec for spec in specs.values() if spec.name in stats]
     empty = {"bytes": 0, "series": 0, "points": 0}
     bucket_stats = {spec.name: stats.get(spec.name, empty) for spec in specs.values()}
-    points_last_day = {spec.name: backend.count(spec.name, spec.measurement, day_ago, now) for spec in specs.values()}
+    points_last_day = {spec.name: backend.count(spec.name, spec.measurement, day_ago, now) for spec in existing}
     events = specs[EVENTS_BUCKET]
-    recent = backend.read(events.name, events.measurement, day_ago, now, fields=["state_value"])
-    events_by_entity = recent["entity_id"].value_counts().to_dict() if len(recent) else {}
+    events_by_entity: dict[str, int] = {}
+    if events in existing:
+        recent = backend.read(events.name, events.measurement, day_ago, now, fields=["state_value"])
+        if len(recent):
+            events_by_entity = recent["entity_id"].value_counts().to_dict()
     history = [_stored_report(r) for r in store.storage_reports(since=now - timedelta(days=365))]
 
     report = sr.build_report(

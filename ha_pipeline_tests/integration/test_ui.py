@@ -212,9 +212,9 @@ def launch_and_wait(ui: UI, job: str, partition: str | None = None, timeout: flo
             if run["status"] != "SUCCESS":
                 logs = ui.gql("""query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events {
                     __typename ... on MessageEvent { message }
-                    ... on ExecutionStepFailureEvent { error { message } } } } } }""", {"id": run_id})
+                    ... on ExecutionStepFailureEvent { error { message cause { message } } } } } } }""", {"id": run_id})
                 messages = [
-                    (e.get("message") or "") + (f": {e['error']['message']}" if e.get("error") else "")
+                    (e.get("message") or "") + (f": {e['error']['message']} <- {(e['error'].get('cause') or {}).get('message')}" if e.get("error") else "")
                     for e in logs["logsForRun"]["events"]
                     if e.get("message")
                 ]

@@ -231,3 +231,12 @@ def test_storage_report_matches_direct_queries(influxdb_server, buckets, resourc
     second = dg.materialize([operations.storage_report], resources=resources)
     [mat2] = second.get_asset_materialization_events()
     assert mat2.materialization.metadata["reports_in_history"].value == 1
+
+
+@pytest.mark.real_influx
+def test_storage_report_before_any_bucket_exists(buckets, resources):
+    result = dg.materialize([operations.storage_report], resources=resources)
+    [mat] = result.get_asset_materialization_events()
+    meta = {k: v.value for k, v in mat.materialization.metadata.items()}
+    assert {meta[f"{name}/bytes"] for name in buckets.values()} == {0}
+    assert {meta[f"{name}/points_per_day"] for name in buckets.values()} == {0}
