@@ -206,7 +206,10 @@ def history_to_events(
 
     states = _pluck(rows, "s")
     lu, lu_missing = _to_epoch(_pluck(rows, "lu"))
-    lc, _ = _to_epoch(_pluck(rows, "lc"))
+    # Only the start-time row's last_changed is used, and that row is always an entity's first.
+    first_rows = np.cumsum(lengths) - lengths
+    lc = np.full(len(rows), np.nan)
+    lc[first_rows[lengths > 0]] = _to_epoch(_pluck([rows[i] for i in first_rows[lengths > 0]], "lc"))[0]
     attrs = _pluck(rows, "a")
     if set(map(type, attrs)) <= {dict}:
         has_attrs = np.ones(len(rows), dtype=bool)

@@ -180,6 +180,8 @@ def hourly_summaries(
         ev_t = (times - ws).dt.total_seconds().to_numpy()
     ev_code, ev_entities = pd.factorize(ev["entity_id"]) if not ev.empty else (np.zeros(0, np.int64), [])
     first_ev, last_ev = _first_last(ev_code, ev_t) if len(ev) else (np.zeros(0, np.int64),) * 2
+    if start_states is None and "previous_state" not in ev.columns:
+        start_states = {}
     if start_states is None:
         previous = ev["previous_state"].to_numpy(dtype=object)[first_ev]
         start_states = {e: {"state": p} for e, p in zip(ev_entities, previous) if isinstance(p, str)}
