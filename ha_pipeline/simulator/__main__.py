@@ -24,13 +24,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--devices", type=int, default=40)
     parser.add_argument("--entities-per-device", type=int, default=4)
     parser.add_argument("--event-rate", type=float, default=4.0, help="state rows per entity per hour")
+    parser.add_argument("--live", action="store_true",
+                        help="keep generating history up to the wall clock, firing state_changed events")
     args = parser.parse_args(argv)
     if not args.token:
         parser.error("give --token or set SIMULATOR_TOKEN")
     started = time.perf_counter()
     home = SimulatedHome.generate(seed=args.seed, areas=args.areas, devices=args.devices,
                                   entities_per_device=args.entities_per_device, event_rate=args.event_rate)
-    server = SimulatorServer(home, host=args.host, port=args.port, token=args.token).start()
+    server = SimulatorServer(home, host=args.host, port=args.port, token=args.token, live=args.live).start()
     print(f"simulated home ({len(home.areas)} areas, {len(home.devices)} devices, {len(home.entities)} entities, "
           f"generated in {time.perf_counter() - started:.1f}s) on {server.url}/api/websocket", flush=True)
     done = threading.Event()

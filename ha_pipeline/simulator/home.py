@@ -184,6 +184,37 @@ class SimulatedHome:
             ts = max(ts, self.runtime_rows[entity_id][-1]["lu"] + 1e-6)
         return round(ts, 6)
 
+    def advance(self, until: float) -> int:
+        """Extend generated history to ``until`` (a live home): its rows become state changes now.
+
+        Each generated row after the old end fires ``state_changed`` and updates the state, as if
+        the device had just reported it; returns the number of rows applied.
+        """
+        from ha_pipeline.simulator.recorder import timelines
+
+        if until <= self.now:
+            return 0
+        start, self.now = self.now, until
+        ids = [e for e in self.states if self._source_pos.get(e) is not None]
+        rows = []
+        for eid, tl in timelines(self, ids, start, until, include_runtime=False).items():
+            rows.extend((lu, eid, s, a) for s, a, lu in zip(tl.states, tl.attrs, tl.lu))
+        rows.sort(key=lambda r: r[0])
+        applied = 0
+        for lu, eid, state, attrs in rows:
+            old = self.states.get(eid)
+            if old is None or (old["state"] == state and old["attributes"] == attrs):
+                continue  # disabled/removed meanwhile, or already in this state
+            attrs = {**attrs, "friendly_name": old["attributes"].get("friendly_name", attrs.get("friendly_name"))}
+            ctx = context(lu, self.rnd)
+            new = {"entity_id": eid, "state": state, "attributes": attrs,
+                   "last_changed": iso(lu) if old["state"] != state else old["last_changed"],
+                   "last_updated": iso(lu), "context": ctx}
+            self.states[eid] = new
+            self._fire("state_changed", {"entity_id": eid, "old_state": old, "new_state": new}, lu, ctx)
+            applied += 1
+        return applied
+
     def set_state(self, entity_id: str, state: str, attributes: dict[str, Any] | None = None,
                   ctx: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """Write a state like HA's state machine: fires state_changed, records a history row."""

@@ -93,10 +93,11 @@ def _light_attrs(base: dict[str, Any], states: list[str], levels: list[int]) -> 
 
 
 def timelines(home: "SimulatedHome", entity_ids: Iterable[str], t0: float, t1: float,
-              drop_attribute_only: bool = False) -> dict[str, _Timeline]:
+              drop_attribute_only: bool = False, include_runtime: bool = True) -> dict[str, _Timeline]:
     """Per known entity: the state in force before ``t0`` and the rows with t0 < lu < t1.
 
-    ``drop_attribute_only`` leaves out rows where only attributes changed (lc != lu).
+    ``drop_attribute_only`` leaves out rows where only attributes changed (lc != lu);
+    ``include_runtime=False`` gives generated rows only.
     """
     ids = [e for e in dict.fromkeys(entity_ids) if e in home.sources]
     positions = {e: home._source_pos.get(e) for e in ids}
@@ -140,17 +141,29 @@ def timelines(home: "SimulatedHome", entity_ids: Iterable[str], t0: float, t1: f
                     tl.lc = [None if x != x else x for x in tl.lc]  # NaN → None
                 else:
                     tl.lc = [None] * (b - a)
-    for eid in ids:
+    for eid in ids if include_runtime else ():
         extra = home.runtime_rows.get(eid)
         if not extra:
             continue
         tl = out[eid]
+        generated_until = tl.lu[-1] if tl.lu else -math.inf
+        interleaved = False
         for row in extra:
             lc = None if row["lc"] == row["lu"] else row["lc"]
             if row["lu"] < t0:
-                tl.start = (row["s"], row["a"], row["lu"], lc)
+                if tl.start is None or row["lu"] > tl.start[2]:
+                    tl.start = (row["s"], row["a"], row["lu"], lc)
             elif row["lu"] < t1 and row["lu"] != t0 and not (drop_attribute_only and lc is not None):
+                interleaved = interleaved or row["lu"] < generated_until
                 tl.append(row["s"], row["a"], row["lu"], lc)
+        if interleaved:
+            # a live home keeps generating rows after runtime changes: merge both streams by time
+            order = sorted(range(len(tl.lu)), key=tl.lu.__getitem__)
+            attrs = tl.attrs
+            tl.states = [tl.states[i] for i in order]
+            tl.lc = [tl.lc[i] for i in order]
+            tl._attrs = [attrs[i] for i in order]
+            tl.lu = [tl.lu[i] for i in order]
     return out
 
 
@@ -183,7 +196,7 @@ def state_in_force(home: "SimulatedHome", t: float) -> dict[str, tuple[tuple[str
         result[eid] = found
     for eid, rows in home.runtime_rows.items():
         before = [r for r in rows if r["lu"] < t]
-        if before:
+        if before and (eid not in result or before[-1]["lu"] > result[eid][1]):
             r = before[-1]
             result[eid] = ((r["s"], r["a"]), r["lu"], r["lc"])
     return result

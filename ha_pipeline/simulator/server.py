@@ -94,8 +94,12 @@ class _Connection:
 class SimulatorServer:
     """Serves ``home`` on ``ws://host:port/api/websocket``; ``url`` is the HTTP base URL."""
 
-    def __init__(self, home: SimulatedHome, host: str = "127.0.0.1", port: int = 0, token: str = "simulator-token"):
+    def __init__(self, home: SimulatedHome, host: str = "127.0.0.1", port: int = 0, token: str = "simulator-token",
+                 live: bool = False, tick_seconds: float = 1.0):
+        """``live``: keep generating history up to the wall clock every ``tick_seconds`` (state_changed events)."""
         self.home = home
+        self.live = live
+        self.tick_seconds = tick_seconds
         self.host = host
         self.port = port
         self.token = token
@@ -169,9 +173,17 @@ class SimulatorServer:
             self._server = server
             self.port = server.sockets[0].getsockname()[1]
             self._ready.set()
+            ticker = asyncio.create_task(self._tick()) if self.live else None
             await self._stopped.wait()
+            if ticker is not None:
+                ticker.cancel()
             server.close()
             await server.wait_closed()
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_seconds)
+            self.home.advance(time.time())
 
     @staticmethod
     def _check_path(connection: ServerConnection, request: Request) -> Response | None:

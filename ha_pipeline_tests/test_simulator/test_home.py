@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from ha_pipeline.simulator import SimulatedHome
@@ -151,3 +152,28 @@ def test_disabling_an_entity_removes_its_state(home: SimulatedHome) -> None:
     assert events[-1]["event_type"] == "state_changed" and events[-1]["data"]["new_state"] is None
     home.update_entity(eid, disabled_by=None)
     assert eid in home.states
+
+
+def test_advancing_a_live_home_replays_generated_rows_as_state_changes() -> None:
+    wall = float(int(time.time()))
+    home = SimulatedHome.generate(seed=9, now=wall - 3 * 3600)
+    twin = SimulatedHome.generate(seed=9, now=wall + 3 * 3600)
+    events = _capture(home)
+    switch = next(e for e in home.states if e.startswith("switch."))
+    home.set_state(switch, "on" if home.states[switch]["state"] == "off" else "off")  # at the wall clock
+    applied = home.advance(wall + 3 * 3600)
+    assert applied > 0
+    changes = [e for e in events if e["event_type"] == "state_changed"]
+    assert len(changes) == applied + 1
+    times = [e["time_fired"] for e in changes[1:]]
+    assert times == sorted(times)
+    # states and history now equal a home generated up to that time, except for the switch
+    # whose runtime row sits among generated ones
+    others = [e for e in twin.states if e != switch]
+    assert all(home.states[e]["state"] == twin.states[e]["state"] for e in others)
+    ids = [e for e in others if e.startswith("sensor.")][:20]
+    window = (wall - 4 * 3600, wall + 3 * 3600)
+    assert history_during_period(home, *window, ids) == history_during_period(twin, *window, ids)
+    rows = history_during_period(home, *window, [switch], significant_changes_only=False)[switch]
+    assert [r["lu"] for r in rows] == sorted(r["lu"] for r in rows)
+    assert any(r["lu"] > wall + 1 for r in rows), "generated rows continue after the runtime change"

@@ -449,3 +449,21 @@ def test_services_change_states_and_registries(server: SimulatorServer, home: Si
     assert "sensor.extra_probe_renamed" not in home.entities and device_id not in home.devices
     moved = [e for e in events if e["event_type"] == "device_registry_updated" and "area_id" in e["data"].get("changes", {})]
     assert moved
+
+
+def test_live_server_streams_generated_state_changes() -> None:
+    import time as _time
+
+    home = SimulatedHome.generate(seed=5, devices=10, event_rate=3600.0, now=_time.time() - 1)
+    with SimulatorServer(home, token=TOKEN, live=True, tick_seconds=0.2) as srv:
+        async def go() -> list[dict[str, Any]]:
+            client = await RawClient.open(srv.url)
+            try:
+                sub = await client.send("subscribe_events", event_type="state_changed")
+                await client.reply(sub)
+                return await client.events(sub, 3, timeout=10)
+            finally:
+                await client.close()
+        events = run(go())
+    assert all(e["data"]["new_state"]["entity_id"] == e["data"]["entity_id"] for e in events)
+    assert all(e["data"]["old_state"] != e["data"]["new_state"] for e in events)
