@@ -80,3 +80,32 @@ def test_fk_violations_reports_rows_written_without_enforcement(sqlite_store: Me
     assert sqlite_store.fk_violations() == [
         {"table": "entities", "object_id": "sensor.x", "column": "device_id", "missing": "gone"}
     ]
+
+
+def test_two_writers_on_one_sqlite_file_queue_instead_of_failing(sqlite_store: MetadataStore) -> None:
+    """Syncs take the write lock up front (BEGIN IMMEDIATE) and wait on the busy timeout."""
+    import threading
+
+    from ha_pipeline_tests.test_metadata.home import HOME
+
+    other = MetadataStore(str(sqlite_store.engine.url))
+    errors: list[BaseException] = []
+
+    def run(store: MetadataStore, offset: int) -> None:
+        try:
+            for i in range(5):
+                store.sync(HOME, now=datetime(2026, 1, 1, tzinfo=UTC).replace(minute=offset + i))
+                store.save_storage_report({"total_bytes": i})
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread's assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(s, n * 10)) for n, s in enumerate((sqlite_store, other))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    other.dispose()
+
+    assert errors == []
+    assert sqlite_store.counts()["entities"] == 5 and sqlite_store.counts()["storage_reports"] == 10
+    assert sqlite_store.counts()["registry_changes"] == 13  # only the first sync added anything
