@@ -7,7 +7,9 @@ like any other history: every count below is compared with what HA itself answer
 
 import sqlite3
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -16,6 +18,7 @@ from ha_pipeline.defs import checks
 from ha_pipeline.defs.assets import history, inventory
 from ha_pipeline.defs.resources import HomeAssistantResource, InfluxDBResource, MetadataStoreResource
 from ha_pipeline.defs.sensors import registry_change_sensor
+from ha_pipeline_tests.testbed.homeassistant import RealHomeAssistant, start_real_ha
 from ha_pipeline_tests.testbed.influxdb import start_influxdb
 
 pytestmark = [pytest.mark.real_ha, pytest.mark.real_influx]
@@ -48,31 +51,57 @@ def _hour_floor(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-@pytest.fixture(scope="module")
-def window(real_ha) -> tuple[datetime, datetime]:
-    """The 24 completed hours before now, with seeded history where HA had not yet started."""
-    end = _hour_floor(datetime.now(timezone.utc))
-    start = end - timedelta(hours=24)
-    db = sqlite3.connect(real_ha.config_dir / "home-assistant_v2.db", timeout=30)
+def _seed_recorder(database: Path, start: datetime, end: datetime) -> None:
+    """Add SEEDED rows every 7 minutes in [start, end) and a recorder run that covers them.
+
+    HA answers history only after its first recorder run, which it reads at start-up: this
+    runs while HA is stopped."""
+    db = sqlite3.connect(database, timeout=30)
     try:
         meta = dict(db.execute("SELECT entity_id, metadata_id FROM states_meta").fetchall())
+        assert set(SEEDED) <= meta.keys(), "the test bed home should record these entities"
         first_row = db.execute("SELECT min(last_updated_ts) FROM states").fetchone()[0]
         seed_until = min(first_row, end.timestamp()) - 60
         rows = []
-        assert set(SEEDED) <= meta.keys(), "the test bed home should record these entities"
         for offset, (entity_id, value) in enumerate(SEEDED.items()):
             moment, i = start.timestamp() + 90 + 17 * offset, 0
             while moment < seed_until:
                 rows.append((value(i), moment, meta[entity_id]))
                 moment, i = moment + 420, i + 1
+        sample = db.execute("SELECT start FROM recorder_runs ORDER BY run_id LIMIT 1").fetchone()[0]
+        run_start = (start - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S.%f")
+        assert len(sample) == len(run_start), f"unexpected recorder_runs.start format {sample!r}"
         with db:
             db.executemany(
                 "INSERT INTO states (state, last_updated_ts, metadata_id, origin_idx) VALUES (?, ?, ?, 0)",
                 rows,
             )
+            db.execute(
+                "INSERT INTO recorder_runs (start, \"end\", closed_incorrect, created) VALUES (?, ?, 0, ?)",
+                (run_start, sample, run_start),
+            )
     finally:
         db.close()
-    return start, end
+
+
+@pytest.fixture(scope="module")
+def window() -> tuple[datetime, datetime]:
+    """The 24 completed hours before now."""
+    end = _hour_floor(datetime.now(timezone.utc))
+    return end - timedelta(hours=24), end
+
+
+@pytest.fixture(scope="module")
+def seeded_ha(tmp_path_factory, window) -> Iterator[RealHomeAssistant]:
+    """A dedicated real HA whose recorder holds seeded history for the 24 hours of `window`."""
+    config_dir = tmp_path_factory.mktemp("seeded_ha") / "config"
+    start_real_ha(config_dir).stop()
+    _seed_recorder(config_dir / "home-assistant_v2.db", *window)
+    ha = start_real_ha(config_dir)
+    try:
+        yield ha
+    finally:
+        ha.stop()
 
 
 @pytest.fixture(scope="module")
@@ -202,10 +231,11 @@ def test_registry_changes_reach_the_store_through_the_sensor(real_ha, ha, store)
         real_ha.call_service("template", "reload")
 
 
-def test_a_day_of_history_matches_ha_and_reruns_identically(real_ha, ha, store, influx, window):
+def test_a_day_of_history_matches_ha_and_reruns_identically(seeded_ha, store, influx, window):
     start, end = window
+    ha = HomeAssistantResource(url=seeded_ha.url, token=seeded_ha.token)
     resources = {"ha": ha, "metadata_store": store, "influxdb": influx}
-    expected = _ha_rows(real_ha, start, end)
+    expected = _ha_rows(seeded_ha, start, end)
     assert expected >= 3 * 100, "the seeded history should be there"
     with dg.instance_for_test() as instance:
         assert dg.materialize(ASSETS, resources=resources, instance=instance,
@@ -269,16 +299,18 @@ _OUTAGE: dict = {"server": None}
 
 
 def test_influxdb_outage_mid_partition_fails_clearly_and_the_rerun_heals(
-    real_ha, ha, store, window, tmp_path, bucket_env
+    seeded_ha, store, window, tmp_path, bucket_env
 ):
     _, end = window
     start = end - timedelta(hours=2)
-    expected = _ha_rows(real_ha, start, end)
+    ha = HomeAssistantResource(url=seeded_ha.url, token=seeded_ha.token)
+    expected = _ha_rows(seeded_ha, start, end)
+    assert expected > 0
     server = start_influxdb(tmp_path / "influx")
     try:
         _OUTAGE["server"] = server
         influx = InfluxDBResource(url=server.url, api_version=1)
-        flaky = _OutageHomeAssistant(url=real_ha.url, token=real_ha.token,
+        flaky = _OutageHomeAssistant(url=seeded_ha.url, token=seeded_ha.token,
                                      outage_hour=(start + timedelta(hours=1)).isoformat())
         started = time.monotonic()
         failed = dg.materialize(ASSETS, resources={"ha": flaky, "metadata_store": store, "influxdb": influx},
