@@ -172,7 +172,10 @@ def hourly_summaries(
     entity_meta = entity_meta or {}
     ev = events
     ev_t = np.zeros(0)
-    if not ev.empty:
+    if ev.empty:
+        # An empty read may come back without columns.
+        ev = pd.DataFrame({c: pd.Series(dtype=object) for c in ("time", "entity_id", "state_value")})
+    else:
         times = pd.to_datetime(ev["time"], utc=True)
         inside = ((times >= ws) & (times < we)).to_numpy()
         if not inside.all():
@@ -218,7 +221,8 @@ def hourly_summaries(
         ev["last_reset"].to_numpy(dtype=object) if "last_reset" in ev.columns else np.full(len(ev), None, dtype=object),
     ]
     lr_codes, lr_uniques = pd.factorize(lr_values)
-    u_lr = np.r_[_normalise_last_reset(pd.Series(np.asarray(lr_uniques, dtype=object), dtype=object)).to_numpy(), np.nan]
+    lr_parsed = _normalise_last_reset(pd.Series(np.asarray(lr_uniques, dtype=object), dtype=object))
+    u_lr = np.r_[lr_parsed.to_numpy(), np.nan]
 
     # Row set: one boundary row per entity and period (state in force at the period start;
     # period 0 carries the start state) and the window's events.

@@ -264,11 +264,14 @@ _TIME = st.one_of(st.sampled_from([0.0, 300.0, 1800.0, 3599.0, 3599.999]), st.fl
     state_class=st.sampled_from(["measurement", "total_increasing"]),
 )
 @settings(max_examples=60, deadline=None)
-def test_hourly_summaries_match_reference_loop(rows: list[tuple[float, str]], start: str | None, state_class: str) -> None:
+def test_hourly_summaries_match_reference_loop(
+    rows: list[tuple[float, str]], start: str | None, state_class: str
+) -> None:
     # Event times are stored to the microsecond; the reference sees the same instants.
     rows = sorted(((round(t, 6), s) for t, s in rows), key=lambda r: r[0])
     frame = _events([("sensor.r", t, s) for t, s in rows])
-    summary = hourly_summaries(frame, WS, WE, {"sensor.r": {"state": start}}, {"sensor.r": {"state_class": state_class}})
+    meta = {"sensor.r": {"state_class": state_class}}
+    summary = hourly_summaries(frame, WS, WE, {"sensor.r": {"state": start}}, meta)
     want = _reference(rows, start, state_class)
     if summary.empty:
         assert not rows and start is None
