@@ -133,7 +133,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--series", type=int, default=2_000)
     parser.add_argument("--point-rows", type=int, default=200_000)
-    parser.add_argument("--batch-sizes", default="25000,50000,100000")
+    parser.add_argument("--batch-sizes", default="50000,100000")
     parser.add_argument("--connections", default="1,2,3")
     args = parser.parse_args()
     batch_sizes = [int(x) for x in args.batch_sizes.split(",")]
