@@ -283,3 +283,18 @@ def test_hourly_summaries_match_reference_loop(
         else:
             assert got[field] == pytest.approx(value, rel=1e-9, abs=1e-9), field
     assert got["count"] == len(rows)
+
+
+def test_frame_read_back_with_string_dtype_and_nan_gives_same_result() -> None:
+    events = _events([("sensor.t", 100, "1"), ("sensor.t", 700, "unavailable"), ("sensor.u", 50, "on")])
+    events["previous_state"] = ["0", "1", None]
+    # What a read from InfluxDB looks like: pandas string columns, NaN for missing values.
+    read_back = events.astype({"entity_id": "str", "state_value": "str", "previous_state": "str"})
+    assert pd.isna(read_back["previous_state"].iat[2])
+    pd.testing.assert_frame_equal(hourly_summaries(events, WS, WE), hourly_summaries(read_back, WS, WE))
+
+
+def test_empty_read_without_columns() -> None:
+    summary = hourly_summaries(pd.DataFrame(), WS, WE, {"sensor.a": {"state": "4"}}, {})
+    assert summary[["entity_id", "mean", "count"]].values.tolist() == [["sensor.a", 4.0, 0]]
+    assert hourly_summaries(pd.DataFrame(), WS, WE).empty
