@@ -73,7 +73,8 @@ def test_websocket_url_rejects_other_schemes() -> None:
         websocket_url("ftp://x")
 
 
-def test_sync_helpers_against_recorded_payloads(server: ScriptedServer) -> None:
+def test_sync_helpers_against_recorded_payloads(server: ScriptedServer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     with HomeAssistantClient(server.http_url, TOKEN) as ha:
         assert ha.ha_version == "2024.1.6"
         assert [a.area_id for a in ha.areas()] == [a["area_id"] for a in sample("area_registry_list.json")]
@@ -89,6 +90,14 @@ def test_sync_helpers_against_recorded_payloads(server: ScriptedServer) -> None:
     assert first == {"id": 1, "type": "supported_features", "features": {"coalesce_messages": 1}}
     ids = [msg["id"] for msg in server.received]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert '"access_token": "***"' in client_log(caplog) and "s3cr3t" not in client_log(caplog)
+
+
+def test_older_ha_without_supported_features_still_works(server: ScriptedServer) -> None:
+    del server.handlers["supported_features"]  # the scripted server answers unknown_command
+    with HomeAssistantClient(server.url, TOKEN) as ha:
+        assert ha.config().version == "2024.1.6"
+    assert [m["type"] for m in server.received] == ["supported_features", "get_config"]
 
 
 def test_entities_are_enriched_from_get_entries_and_states(server: ScriptedServer) -> None:
