@@ -645,6 +645,8 @@ class HomeAssistantClient:
         return f"HomeAssistantClient(url={self.url!r})"
 
     def __enter__(self) -> HomeAssistantClient:
+        if self._loop is not None:
+            raise HomeAssistantError(f"{self!r} is already open: use one 'with' block per client.")
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="home-assistant-client", daemon=True)
         self._thread.start()

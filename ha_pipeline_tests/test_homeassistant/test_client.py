@@ -22,6 +22,7 @@ from ha_pipeline.homeassistant import (
     CommandTimeoutError,
     ConnectionLostError,
     HomeAssistantClient,
+    HomeAssistantError,
     websocket_url,
 )
 from ha_pipeline_tests.test_homeassistant.scripted_server import (
@@ -137,6 +138,14 @@ def test_sync_facade_shares_one_connection_between_threads(server: ScriptedServe
     assert server.connections == 1
     ids = [msg["id"] for msg in server.received]
     assert ids == list(range(1, 42))  # supported_features + 40 commands, ids increasing on the wire
+
+
+def test_nested_with_is_refused(server: ScriptedServer) -> None:
+    client = HomeAssistantClient(server.url, TOKEN)
+    with client, pytest.raises(HomeAssistantError, match="already open"):
+        with client:
+            pass
+    assert server.connections == 1
 
 
 def test_call_outside_with_opens_and_closes_its_own_connection(server: ScriptedServer) -> None:
