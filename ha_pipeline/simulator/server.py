@@ -7,6 +7,7 @@ synchronous code: ``with SimulatorServer(home, token="t") as server: server.url`
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import threading
@@ -255,10 +256,22 @@ class SimulatorServer:
         except (KeyError, TypeError, ValueError) as exc:
             conn.send(_error(msg_id, "invalid_format", f"Invalid message: {exc!r}"))
             return
-        if isinstance(result, _Json):
-            conn.send_result_json(msg_id, result.text)
+        if isinstance(result, _Executor):
+            # like HA's recorder jobs: computed off the loop, answered when ready (maybe after later commands)
+            asyncio.get_running_loop().create_task(self._run_in_executor(conn, msg_id, result))
         else:
             conn.send({"id": msg_id, "type": "pong"} if msg["type"] == "ping" else _result(msg_id, result))
+
+    async def _run_in_executor(self, conn: _Connection, msg_id: int, job: "_Executor") -> None:
+        try:
+            result = await asyncio.to_thread(job.fn)
+        except SimulatorError as exc:
+            conn.send(_error(msg_id, exc.code, exc.message))
+            return
+        if job.is_json:
+            conn.send_result_json(msg_id, result)
+        else:
+            conn.send(_result(msg_id, result))
 
     def _handlers(self) -> dict[str, Callable[[_Connection, dict[str, Any]], Any]]:
         return {
@@ -360,12 +373,12 @@ class SimulatorServer:
             ids = [ids]
         if start > time.time() or end < start:
             return {}
-        return _Json(recorder.history_json(
-            self.home, start, end, [e.lower() for e in ids],
+        return _Executor(functools.partial(
+            recorder.history_json, self.home, start, end, [e.lower() for e in ids],
             include_start_time_state=msg.get("include_start_time_state", True),
             significant_changes_only=msg.get("significant_changes_only", True),
             minimal_response=msg.get("minimal_response", False),
-            no_attributes=msg.get("no_attributes", False)))
+            no_attributes=msg.get("no_attributes", False)), is_json=True)
 
     def _statistics(self, conn: _Connection, msg: dict[str, Any]) -> Any:
         start = _parse_time(msg.get("start_time"))
@@ -380,8 +393,8 @@ class SimulatorServer:
         period = msg.get("period")
         if period not in ("5minute", "hour", "day", "week", "month"):
             raise SimulatorError("invalid_format", f"value must be one of ['5minute', 'day', 'hour', 'month', 'week'] for dictionary value @ data['period']. Got {period!r}")
-        return recorder.statistics_during_period(self.home, start, end, ids, period, msg.get("types"),
-                                                 msg.get("units"))
+        return _Executor(functools.partial(recorder.statistics_during_period, self.home, start, end, ids, period,
+                                           msg.get("types"), msg.get("units")))
 
     def _list_statistic_ids(self, conn: _Connection, msg: dict[str, Any]) -> Any:
         return recorder.list_statistic_ids(self.home, msg.get("statistic_type"))
@@ -481,11 +494,12 @@ class _ServiceNotFound(SimulatorError):
         self.service = service
 
 
-class _Json:
-    """A handler result that is already serialised."""
+class _Executor:
+    """A handler result to compute in a worker thread; ``is_json``: it returns JSON text."""
 
-    def __init__(self, text: str):
-        self.text = text
+    def __init__(self, fn: Callable[[], Any], is_json: bool = False):
+        self.fn = fn
+        self.is_json = is_json
 
 
 _MISSING = object()
