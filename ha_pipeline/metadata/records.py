@@ -130,6 +130,18 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def _storable(text: str) -> bool:
+    """True when every backend can store ``text``: PostgreSQL refuses NUL characters and
+    no driver can encode a lone surrogate (JSON's "\\ud800" decodes to one)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _type_name(value: Any) -> str:
     return type(value).__name__
 
@@ -210,6 +222,11 @@ def _validate(table: str, items: Iterable[Any], snap: Snapshot) -> tuple[list[st
                     if v is not None and len(v) > limit:
                         bad.setdefault(i, Issue(table, ids[i][:MAX_ID_LENGTH], key,
                                                 f"is {len(v)} characters long; the limit is {limit}"))
+            if not _storable("".join(filter(None, vals))):
+                for i, v in enumerate(vals):
+                    if v is not None and not _storable(v):
+                        bad.setdefault(i, Issue(table, ids[i][:MAX_ID_LENGTH], key,
+                                                "contains a NUL character or invalid unicode (a lone surrogate)"))
         elif kind is _JSON:
             for i, v in enumerate(vals):
                 if v is None:
@@ -225,7 +242,10 @@ def _validate(table: str, items: Iterable[Any], snap: Snapshot) -> tuple[list[st
                 except (TypeError, ValueError) as exc:
                     bad.setdefault(i, Issue(table, ids[i][:MAX_ID_LENGTH], key, f"is not JSON: {exc}"))
                     continue
-                if len(text) > MAX_JSON_LENGTH:
+                if not _storable(text):
+                    bad.setdefault(i, Issue(table, ids[i][:MAX_ID_LENGTH], key,
+                                            "contains invalid unicode (a lone surrogate)"))
+                elif len(text) > MAX_JSON_LENGTH:
                     bad.setdefault(i, Issue(table, ids[i][:MAX_ID_LENGTH], key,
                                             f"is {len(text)} characters of JSON; the limit is {MAX_JSON_LENGTH}"))
                 vals[i] = text
@@ -301,7 +321,7 @@ def normalise(
     links: dict[str, tuple[str, ...]] = {}
     for rec in device_items:
         did = rec.get("id") if type(rec) is dict else None
-        if did not in kept_devices or did in links:
+        if type(did) is not str or did not in kept_devices or did in links:
             continue
         raw = rec.get("config_entries") or []
         if not isinstance(raw, list):

@@ -173,6 +173,8 @@ def test_bad_records_are_rejected_and_the_rest_stored(store: MetadataStore, home
         "not a record",
         {**home["entities"][0], "name": "x" * 10_240, "entity_id": "sensor.long_name"},
         {**home["entities"][0], "has_entity_name": "yes", "entity_id": "sensor.bad_bool"},
+        {**home["entities"][0], "name": "nul\x00byte", "entity_id": "sensor.nul_name"},
+        {**home["entities"][0], "original_name": "half \ud800 pair", "entity_id": "sensor.surrogate"},
         dict(home["entities"][0]),  # duplicate id: the first one is kept
     ]
     home["entities"] += bad_entities
@@ -180,6 +182,7 @@ def test_bad_records_are_rejected_and_the_rest_stored(store: MetadataStore, home
         {**home["devices"][0], "id": ""},
         {**home["devices"][0], "id": "bad_types", "manufacturer": 42},
         {**home["devices"][0], "id": "bad_ids", "identifiers": "peer_home:x"},
+        {**home["devices"][0], "id": "bad_json", "identifiers": [["peer_home", "\udc80"]]},
     ]
     home["areas"].append({"area_id": "unicode", "name": "Küche 🍳", "aliases": ["キッチン"], "picture": None})
 
@@ -187,16 +190,19 @@ def test_bad_records_are_rejected_and_the_rest_stored(store: MetadataStore, home
 
     assert store.counts()["entities"] == 5 and store.counts()["devices"] == 3
     assert store.area("unicode")["aliases"] == ["キッチン"] and store.area("unicode")["name"] == "Küche 🍳"
-    assert len(result.rejects) == len(bad_entities) + 3
+    assert len(result.rejects) == len(bad_entities) + 4
     reasons = {(r["kind"], r["record_id"]): r["reason"] for r in result.rejects}
     assert "not a valid entity id" in reasons[("entities", "sensor.with space")]
     assert reasons[("entities", "sensor.long_name")] == "is 10240 characters long; the limit is 1024"
     assert reasons[("entities", "sensor.bad_bool")] == "must be true or false, got str"
+    assert "NUL character" in reasons[("entities", "sensor.nul_name")]
+    assert "lone surrogate" in reasons[("entities", "sensor.surrogate")]
     assert reasons[("entities", "sensor.kitchen_temperature")] == "duplicate id; the first record was kept"
     assert reasons[("entities", None)] in ("missing id", "expected an object, got str")
     assert reasons[("entities", "17")] == "id must be a string, got int"
     assert reasons[("devices", "bad_types")] == "must be a string, got int"
     assert reasons[("devices", "bad_ids")] == "must be a list, got str"
+    assert reasons[("devices", "bad_json")] == "contains invalid unicode (a lone surrogate)"
     # The duplicate did not overwrite the first record.
     assert store.entity("sensor.kitchen_temperature")["unit_of_measurement"] == "°C"
 

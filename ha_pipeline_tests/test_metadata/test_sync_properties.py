@@ -73,3 +73,48 @@ def test_any_sequence_of_snapshots_converges(sequence: list[Rows]) -> None:
             assert store.sync(rows, now=now + timedelta(hours=step, minutes=30)).rows_written == 0
             current = ids
         store.dispose()
+
+
+_FIELDS = {
+    "areas": ["area_id", "name", "aliases", "picture"],
+    "config_entries": ["entry_id", "domain", "title", "state", "disabled_by"],
+    "devices": ["id", "name", "manufacturer", "identifiers", "area_id", "via_device_id", "config_entries"],
+    "entities": ["entity_id", "id", "device_id", "area_id", "name", "has_entity_name", "unit_of_measurement"],
+}
+junk = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+ids = st.sampled_from(["a", "b", "sensor.x", "light.y", "", "sensor.ü", "sensor.a b", 'x"y']) | junk
+
+
+@st.composite
+def junk_snapshots(draw: st.DrawFn) -> Rows:
+    """Records whose every field may be of any JSON type or any unicode text."""
+    rows: Rows = {}
+    for table, fields in _FIELDS.items():
+        records = []
+        for _ in range(draw(st.integers(0, 4))):
+            record = {f: draw(junk) for f in fields[1:]}
+            record[fields[0]] = draw(ids)
+            records.append(draw(st.sampled_from([record, "text", 7, None, []])) if draw(st.booleans()) else record)
+        rows[table] = records  # type: ignore[assignment]
+    return rows
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(junk_snapshots())
+def test_junk_never_crashes_and_the_valid_rest_is_stored(store: MetadataStore, rows: Rows) -> None:
+    result = store.sync(rows)
+
+    id_field = {"areas": "area_id", "config_entries": "entry_id", "devices": "id", "entities": "entity_id"}
+    rejected = {(r["kind"], r["record_id"]) for r in result.rejects}
+    for table, records in rows.items():
+        sent = {r[id_field[table]] for r in records if isinstance(r, dict) and isinstance(r[id_field[table]], str)}
+        expected = {i for i in sent if i and (table, i) not in rejected}
+        # A rejected record HA still lists keeps its stored row (from an earlier example) if any.
+        kept_if_stored = {i for i in sent if i and (table, i) in rejected}
+        assert len(expected) <= store.counts()[table] <= len(expected | kept_if_stored)
+    assert store.fk_violations() == []
