@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import math
 import threading
 import time
 from datetime import datetime
 from http import HTTPStatus
 from typing import Any, Callable
+from zoneinfo import ZoneInfo
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -24,6 +26,7 @@ from ha_pipeline.simulator import recorder
 from ha_pipeline.simulator.history import gc_paused
 from ha_pipeline.simulator.home import HA_VERSION, ON_OFF_DOMAINS, USER_ID, SimulatedHome, SimulatorError, context
 
+_LOGGER = logging.getLogger(__name__)
 WS_PATH = "/api/websocket"
 # HA sends registries far larger than websockets' 1 MiB default; accept big client frames too
 MAX_SIZE = 256 * 1024 * 1024
@@ -37,8 +40,8 @@ def _error(msg_id: int | None, code: str, message: str, **extra: Any) -> dict[st
     return {"id": msg_id, "type": "result", "success": False, "error": {"code": code, "message": message, **extra}}
 
 
-def _parse_time(value: Any) -> float | None:
-    """HA accepts ISO datetimes (naive = UTC here) for history/statistics times."""
+def _parse_time(value: Any, time_zone: str) -> float | None:
+    """An ISO datetime as epoch seconds; naive times are in the home's time zone, as in HA."""
     if not isinstance(value, str):
         return None
     try:
@@ -46,7 +49,7 @@ def _parse_time(value: Any) -> float | None:
     except ValueError:
         return None
     if dt.tzinfo is None:
-        return dt.replace(tzinfo=datetime.now().astimezone().tzinfo).timestamp()
+        dt = dt.replace(tzinfo=ZoneInfo(time_zone))
     return dt.timestamp()
 
 
@@ -89,7 +92,10 @@ class _Connection:
             while self.coalesce and not self.outbox.empty():
                 batch.append(self.outbox.get_nowait())
             frame = batch[0] if len(batch) == 1 else "[" + ",".join(batch) + "]"
-            await self.ws.send(frame)
+            try:
+                await self.ws.send(frame)
+            except ConnectionClosed:
+                return
 
 
 class SimulatorServer:
@@ -145,7 +151,7 @@ class SimulatorServer:
         self.stop()
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run ``fn`` on the server loop (home changes must happen there) and return its result."""
+        """Run ``fn`` on the server loop, in order with the commands being handled; returns its result."""
         async def run() -> Any:
             return fn(*args, **kwargs)
         assert self._loop is not None, "server not started"
@@ -184,7 +190,10 @@ class SimulatorServer:
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(self.tick_seconds)
-            self.home.advance(time.time())
+            try:
+                self.home.advance(time.time())
+            except Exception:  # a broken tick must not end the live home silently
+                _LOGGER.exception("simulator: advancing the live home failed")
 
     @staticmethod
     def _check_path(connection: ServerConnection, request: Request) -> Response | None:
@@ -256,6 +265,10 @@ class SimulatorServer:
         except (KeyError, TypeError, ValueError) as exc:
             conn.send(_error(msg_id, "invalid_format", f"Invalid message: {exc!r}"))
             return
+        except Exception:
+            _LOGGER.exception("simulator: %s failed", msg["type"])
+            conn.send(_error(msg_id, "unknown_error", "Unknown error"))
+            return
         if isinstance(result, _Executor):
             # like HA's recorder jobs: computed off the loop, answered when ready (maybe after later commands)
             asyncio.get_running_loop().create_task(self._run_in_executor(conn, msg_id, result))
@@ -267,6 +280,10 @@ class SimulatorServer:
             result = await asyncio.to_thread(job.fn)
         except SimulatorError as exc:
             conn.send(_error(msg_id, exc.code, exc.message))
+            return
+        except Exception:
+            _LOGGER.exception("simulator: a recorder job failed")
+            conn.send(_error(msg_id, "unknown_error", "Unknown error"))
             return
         if job.is_json:
             conn.send_result_json(msg_id, result)
@@ -362,10 +379,10 @@ class SimulatorServer:
     def _history(self, conn: _Connection, msg: dict[str, Any]) -> Any:
         if "entity_ids" not in msg:
             raise SimulatorError("invalid_format", "required key not provided @ data['entity_ids']. Got None")
-        start = _parse_time(msg.get("start_time"))
+        start = _parse_time(msg.get("start_time"), self.home.time_zone)
         if start is None:
             raise SimulatorError("invalid_start_time", "Invalid start_time")
-        end = _parse_time(msg["end_time"]) if msg.get("end_time") else time.time()
+        end = _parse_time(msg["end_time"], self.home.time_zone) if msg.get("end_time") else time.time()
         if end is None:
             raise SimulatorError("invalid_end_time", "Invalid end_time")
         ids = msg["entity_ids"]
@@ -381,10 +398,10 @@ class SimulatorServer:
             no_attributes=msg.get("no_attributes", False)), is_json=True)
 
     def _statistics(self, conn: _Connection, msg: dict[str, Any]) -> Any:
-        start = _parse_time(msg.get("start_time"))
+        start = _parse_time(msg.get("start_time"), self.home.time_zone)
         if start is None:
             raise SimulatorError("invalid_start_time", "Invalid start_time")
-        end = _parse_time(msg["end_time"]) if msg.get("end_time") else time.time()
+        end = _parse_time(msg["end_time"], self.home.time_zone) if msg.get("end_time") else time.time()
         if end is None:
             raise SimulatorError("invalid_end_time", "Invalid end_time")
         ids = msg.get("statistic_ids")
