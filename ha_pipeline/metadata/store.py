@@ -247,14 +247,19 @@ class MetadataStore:
         """One device (removed ones too) with its ``config_entries`` ids, or None."""
         self._ready()
         d, lt = t.devices, t.device_config_entries
+        # One round trip: the device row repeated once per linked config entry.
+        q = (
+            sa.select(d, lt.c.entry_id.label("_entry_id"))
+            .outerjoin(lt, lt.c.device_id == d.c.device_id)
+            .where(d.c.device_id == device_id)
+        )
         with self.engine.connect() as conn:
-            found = _rows(conn.execute(sa.select(d).where(d.c.device_id == device_id)))
-            if not found:
-                return None
-            out = found[0]
-            out["config_entries"] = sorted(
-                conn.execute(sa.select(lt.c.entry_id).where(lt.c.device_id == device_id)).scalars()
-            )
+            found = _rows(conn.execute(q))
+        if not found:
+            return None
+        entries = [r.pop("_entry_id") for r in found]
+        out = found[0]
+        out["config_entries"] = sorted(e for e in entries if e is not None)
         return out
 
     def _one(self, table: sa.Table, pk: str, value: str) -> dict[str, Any] | None:
