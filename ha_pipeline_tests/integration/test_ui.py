@@ -96,6 +96,10 @@ def ui(influxdb_server, simulator, tmp_path_factory) -> Iterator[UI]:
     port = free_port()
     bin_dir = Path(sys.executable).parent
     log_dir = tmp_path_factory.mktemp("ui_logs")
+    # Create Dagster's own SQLite schema once: the webserver and the daemon starting together
+    # on an empty DAGSTER_HOME race each other creating it ("alembic_version already exists").
+    subprocess.run([str(bin_dir / "dagster"), "instance", "migrate"], cwd=ROOT, env=env, check=True,
+                   capture_output=True, timeout=120)
     procs = []
     try:
         for name, cmd in [
