@@ -23,6 +23,7 @@ from typing import Any, Callable
 from ha_pipeline.simulator import catalog
 from ha_pipeline.simulator.catalog import DeviceModel, EntitySpec
 from ha_pipeline.simulator.history import HistoryGenerator, Source, gc_paused
+from ha_pipeline.simulator.recorder import state_in_force, timelines
 
 HA_VERSION = "2024.1.6"
 USER_ID = "5a1d0f0c9c3e4b6f8d2a7e41b0c3d9aa"
@@ -84,10 +85,12 @@ class SimulatedHome:
     generator: HistoryGenerator
     states: dict[str, dict[str, Any]] = field(default_factory=dict)
     runtime_rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    listeners: list[Listener] = field(default_factory=list)
-    rnd: random.Random = field(default_factory=lambda: random.Random(0))
+    listeners: list[Listener] = field(default_factory=list, repr=False)
+    rnd: random.Random = field(default_factory=lambda: random.Random(0), repr=False)
     location_name: str = "Simulated Home"
     time_zone: str = "Europe/Amsterdam"
+    # position of each generated entity's Source in the generator (None: runtime-only history)
+    source_positions: dict[str, int | None] = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ generation
     @classmethod
@@ -109,14 +112,12 @@ class SimulatedHome:
                 generator=HistoryGenerator(seed, list(builder.sources.values())),
                 rnd=random.Random(seed + 1),
             )
-            home._source_pos = {eid: i for i, eid in enumerate(builder.sources)}
+            home.source_positions = {eid: i for i, eid in enumerate(builder.sources)}
             home._initial_states()
         return home
 
     def _initial_states(self) -> None:
         """States in force at ``now`` from generated history (disabled entities have none)."""
-        from ha_pipeline.simulator.recorder import state_in_force
-
         current = state_in_force(self, self.now)
         for eid, src in self.sources.items():
             entry = self.entities.get(eid)
@@ -190,12 +191,10 @@ class SimulatedHome:
         Each generated row after the old end fires ``state_changed`` and updates the state, as if
         the device had just reported it; returns the number of rows applied.
         """
-        from ha_pipeline.simulator.recorder import timelines
-
         if until <= self.now:
             return 0
         start, self.now = self.now, until
-        ids = [e for e in self.states if self._source_pos.get(e) is not None]
+        ids = [e for e in self.states if self.source_positions.get(e) is not None]
         rows = []
         for eid, tl in timelines(self, ids, start, until, include_runtime=False).items():
             rows.extend((lu, eid, s, a) for s, a, lu in zip(tl.states, tl.attrs, tl.lu))
@@ -316,7 +315,7 @@ class SimulatedHome:
         self.entities[new_id] = entry
         self.entity_extra[new_id] = self.entity_extra.pop(old_id)
         self.sources[new_id] = self.sources.pop(old_id)
-        self._source_pos[new_id] = self._source_pos.pop(old_id, None)
+        self.source_positions[new_id] = self.source_positions.pop(old_id, None)
         if old_id in self.runtime_rows:
             self.runtime_rows[new_id] = self.runtime_rows.pop(old_id)
         old_state = self.states.get(old_id)

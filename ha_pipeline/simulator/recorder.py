@@ -100,7 +100,7 @@ def timelines(home: "SimulatedHome", entity_ids: Iterable[str], t0: float, t1: f
     ``include_runtime=False`` gives generated rows only.
     """
     ids = [e for e in dict.fromkeys(entity_ids) if e in home.sources]
-    positions = {e: home._source_pos.get(e) for e in ids}
+    positions = {e: home.source_positions.get(e) for e in ids}
     generated = np.asarray(sorted(p for p in positions.values() if p is not None), dtype=np.int64)
     out = {e: _Timeline() for e in ids}
     if generated.size:
@@ -172,7 +172,7 @@ def state_in_force(home: "SimulatedHome", t: float) -> dict[str, tuple[tuple[str
 
     Entities without any row get (their constant or "unknown", -inf, -inf).
     """
-    positions = home._source_pos
+    positions = home.source_positions
     generated = np.asarray(sorted(p for p in positions.values() if p is not None), dtype=np.int64)
     prior, _ = home.generator.window(min(t, home.now), min(t, home.now), generated)
     states = _state_strings(home, prior)
