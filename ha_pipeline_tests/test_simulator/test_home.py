@@ -177,3 +177,11 @@ def test_advancing_a_live_home_replays_generated_rows_as_state_changes() -> None
     rows = history_during_period(home, *window, [switch], significant_changes_only=False)[switch]
     assert [r["lu"] for r in rows] == sorted(r["lu"] for r in rows)
     assert any(r["lu"] > wall + 1 for r in rows), "generated rows continue after the runtime change"
+
+
+def test_tiny_homes_have_exactly_the_requested_devices() -> None:
+    for devices in range(6):
+        for areas in (0, 1, 25):
+            home = SimulatedHome.generate(devices=devices, areas=areas, entities_per_device=1, now=NOW)
+            assert len(home.devices) == devices and len(home.areas) == areas
+            assert all(d["area_id"] in home.areas for d in home.devices.values() if d["area_id"])
