@@ -63,6 +63,8 @@ inventory_specs = [
 ]
 
 PREVIEW_ROWS = 20
+# The client names rejects by record kind, the store by table: one vocabulary for the reader.
+TABLE_OF_KIND = {"area": "areas", "device": "devices", "entity": "entities", "config_entry": "config_entries"}
 
 
 def _short(values: dict | None) -> str:
@@ -123,7 +125,7 @@ def discovery(
     stored = store.counts()
     # Records HA sent that failed validation, and records the store could not take.
     rejects = [
-        {"kind": r.kind, "record_id": r.record_id, "field": r.field, "reason": r.reason}
+        {"kind": TABLE_OF_KIND.get(r.kind, r.kind), "record_id": r.record_id, "field": r.field, "reason": r.reason}
         for r in snapshot.rejects
     ] + list(result.rejects)
     rejects_sentence = _rejects_sentence(rejects)
