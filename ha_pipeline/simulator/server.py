@@ -73,6 +73,7 @@ class _Connection:
         self.last_id = 0
         self.coalesce = False
         self.subscriptions: dict[int, str | None] = {}
+        self.entity_subscriptions: dict[int, frozenset[str] | None] = {}
         self.outbox: asyncio.Queue[str] = asyncio.Queue()
 
     def send(self, message: dict[str, Any]) -> None:
@@ -269,7 +270,10 @@ class SimulatorServer:
             _LOGGER.exception("simulator: %s failed", msg["type"])
             conn.send(_error(msg_id, "unknown_error", "Unknown error"))
             return
-        if isinstance(result, _Executor):
+        if isinstance(result, _Followup):
+            conn.send(_result(msg_id, None))
+            conn.send(result.message)
+        elif isinstance(result, _Executor):
             # like HA's recorder jobs: computed off the loop, answered when ready (maybe after later commands)
             asyncio.get_running_loop().create_task(self._run_in_executor(conn, msg_id, result))
         else:
@@ -311,6 +315,7 @@ class SimulatorServer:
             "recorder/list_statistic_ids": self._list_statistic_ids,
             "subscribe_events": self._subscribe,
             "unsubscribe_events": self._unsubscribe,
+            "subscribe_entities": self._subscribe_entities,
             "call_service": self._call_service,
         }
 
@@ -421,9 +426,19 @@ class SimulatorServer:
         return None
 
     def _unsubscribe(self, conn: _Connection, msg: dict[str, Any]) -> None:
-        if conn.subscriptions.pop(msg.get("subscription"), _MISSING) is _MISSING:
+        sub = msg.get("subscription")
+        if conn.subscriptions.pop(sub, _MISSING) is _MISSING and conn.entity_subscriptions.pop(sub, _MISSING) is _MISSING:
             raise SimulatorError("not_found", "Subscription not found.")
         return None
+
+    def _subscribe_entities(self, conn: _Connection, msg: dict[str, Any]) -> _Followup:
+        ids = msg.get("entity_ids")
+        wanted = frozenset(ids) if ids else None
+        conn.entity_subscriptions[msg["id"]] = wanted
+        initial = {eid: _compressed_state(state) for eid, state in self.home.states.items()
+                   if wanted is None or eid in wanted}
+        # HA answers the command, then sends every current state as one "a" (add) event
+        return _Followup({"id": msg["id"], "type": "event", "event": {"a": initial}})
 
     def _on_event(self, event: dict[str, Any]) -> None:
         # home changes made from another thread (tests calling home.set_state directly) must
@@ -436,7 +451,13 @@ class SimulatorServer:
         self._publish(event)
 
     def _publish(self, event: dict[str, Any]) -> None:
+        entity_event = None
+        if event["event_type"] == "state_changed" and any(c.entity_subscriptions for c in self._connections):
+            entity_event = _compressed_change(event["data"])
         for conn in list(self._connections):
+            for sub_id, wanted in conn.entity_subscriptions.items():
+                if entity_event is not None and (wanted is None or event["data"]["entity_id"] in wanted):
+                    conn.send({"id": sub_id, "type": "event", "event": entity_event})
             for sub_id, event_type in conn.subscriptions.items():
                 if event_type in (None, "*", event["event_type"]):
                     conn.send({"id": sub_id, "type": "event", "event": event})
@@ -509,6 +530,56 @@ class _ServiceNotFound(SimulatorError):
         super().__init__("not_found", f"Service {domain}.{service} not found.")
         self.domain = domain
         self.service = service
+
+
+class _Followup:
+    """A handler result: answer ``null``, then send ``message`` (subscribe_entities' first event)."""
+
+    def __init__(self, message: dict[str, Any]):
+        self.message = message
+
+
+def _context_compressed(ctx: dict[str, Any]) -> str | dict[str, Any]:
+    """HA sends a bare context id unless the context has a parent or a user."""
+    return ctx if ctx.get("parent_id") or ctx.get("user_id") else ctx["id"]
+
+
+def _ts(iso_time: str) -> float:
+    return datetime.fromisoformat(iso_time).timestamp()
+
+
+def _compressed_state(state: dict[str, Any]) -> dict[str, Any]:
+    """subscribe_entities' compressed state: s, a, c, lc, and lu only when it differs from lc."""
+    out = {"s": state["state"], "a": state["attributes"], "c": _context_compressed(state["context"]),
+           "lc": _ts(state["last_changed"])}
+    if state["last_updated"] != state["last_changed"]:
+        out["lu"] = _ts(state["last_updated"])
+    return out
+
+
+def _compressed_change(data: dict[str, Any]) -> dict[str, Any]:
+    """subscribe_entities' diff for a state_changed: {"c": {id: {"+": …, "-": …}}} or {"r": [id]}."""
+    eid, old, new = data["entity_id"], data["old_state"], data["new_state"]
+    if new is None:
+        return {"r": [eid]}
+    if old is None:
+        return {"a": {eid: _compressed_state(new)}}
+    plus: dict[str, Any] = {}
+    if new["state"] != old["state"]:
+        plus["s"] = new["state"]
+    changed = {k: v for k, v in new["attributes"].items() if old["attributes"].get(k, _MISSING) != v}
+    if changed:
+        plus["a"] = changed
+    plus["c"] = _context_compressed(new["context"])
+    if new["last_changed"] != old["last_changed"]:
+        plus["lc"] = _ts(new["last_changed"])
+    elif new["last_updated"] != old["last_updated"]:
+        plus["lu"] = _ts(new["last_updated"])
+    diff: dict[str, Any] = {"+": plus}
+    removed = [k for k in old["attributes"] if k not in new["attributes"]]
+    if removed:
+        diff["-"] = {"a": removed}
+    return {"c": {eid: diff}}
 
 
 class _Executor:

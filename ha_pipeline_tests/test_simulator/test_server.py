@@ -467,3 +467,30 @@ def test_live_server_streams_generated_state_changes() -> None:
         events = run(go())
     assert all(e["data"]["new_state"]["entity_id"] == e["data"]["entity_id"] for e in events)
     assert all(e["data"]["old_state"] != e["data"]["new_state"] for e in events)
+
+
+def test_subscribe_entities_matches_samples(server: SimulatorServer, home: SimulatedHome) -> None:
+    probe = "input_boolean.vacation_mode"
+
+    async def go() -> tuple[dict[str, Any], dict[str, Any]]:
+        client = await RawClient.open(server.url)
+        try:
+            sub = await client.send("subscribe_entities", entity_ids=[probe])
+            assert (await client.reply(sub))["result"] is None
+            initial = (await client.events(sub, 1))[0]
+            await client.command("call_service", domain="input_boolean", service="toggle", target={"entity_id": probe})
+            change = (await client.events(sub, 1))[0]
+            return initial, change
+        finally:
+            await client.close()
+
+    initial, change = run(go())
+    sample_initial = sample("subscribe_entities_initial.json")["event"]["a"]["input_boolean.peer_probe"]
+    assert list(initial) == ["a"] and set(initial["a"]) == {probe}
+    assert set(initial["a"][probe]) - {"lu"} == set(sample_initial)
+    assert_same_shape(initial["a"][probe]["a"], sample_initial["a"])
+    sample_change = sample("subscribe_entities_change.json")["event"]["c"]["input_boolean.peer_probe"]
+    ours = change["c"][probe]
+    assert set(ours) == set(sample_change) and set(ours["+"]) == {"s", "lc", "c"}
+    # a service call carries the user: the context comes as a dict, as HA does then
+    assert isinstance(ours["+"]["c"], dict) and ours["+"]["c"]["user_id"]
