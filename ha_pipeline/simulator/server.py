@@ -317,6 +317,7 @@ class SimulatorServer:
             "unsubscribe_events": self._unsubscribe,
             "subscribe_entities": self._subscribe_entities,
             "call_service": self._call_service,
+            "get_services": self._get_services,
         }
 
     def _supported_features(self, conn: _Connection, msg: dict[str, Any]) -> None:
@@ -493,6 +494,20 @@ class SimulatorServer:
                 e, **{k: d[k] for k in ("name", "new_entity_id") if k in d}) for e in ids],
         })
         return services
+
+    def _get_services(self, conn: _Connection, msg: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Descriptions of the services this home answers, in HA's get_services shape."""
+        out: dict[str, dict[str, Any]] = {}
+        for domain, service in self._service_table:
+            entry: dict[str, Any] = {"name": service.replace("_", " ").capitalize(),
+                                     "description": f"{service.replace('_', ' ').capitalize()} ({domain}).",
+                                     "fields": {}}
+            if domain in (*ON_OFF_DOMAINS, "input_number"):
+                entry["target"] = {"entity": [{"domain": [domain]}]}
+            elif domain == "homeassistant":
+                entry["target"] = {"entity": [{}]}
+            out.setdefault(domain, {})[service] = entry
+        return out
 
     def _on_off(self, domain: str, service: str) -> Callable[[list[str], dict[str, Any], dict[str, Any]], None]:
         def apply(ids: list[str], data: dict[str, Any], ctx: dict[str, Any]) -> None:

@@ -494,3 +494,20 @@ def test_subscribe_entities_matches_samples(server: SimulatorServer, home: Simul
     assert set(ours) == set(sample_change) and set(ours["+"]) == {"s", "lc", "c"}
     # a service call carries the user: the context comes as a dict, as HA does then
     assert isinstance(ours["+"]["c"], dict) and ours["+"]["c"]["user_id"]
+
+
+def test_get_services_matches_sample(server: SimulatorServer) -> None:
+    async def go() -> dict[str, Any]:
+        client = await RawClient.open(server.url)
+        try:
+            return await client.command("get_services")
+        finally:
+            await client.close()
+
+    reply = run(go())
+    expected = sample("get_services.json")["result"]["input_boolean"]
+    ours = reply["result"]["input_boolean"]
+    for service in ("turn_on", "turn_off", "toggle"):
+        assert set(ours[service]) == set(expected[service])
+        assert ours[service]["target"] == expected[service]["target"]
+    assert {"rename_device", "move_device", "add_device", "remove_device"} <= set(reply["result"]["simulator"])
