@@ -126,8 +126,10 @@ class RunningSimulator:
     server: Any
 
     def set_state(self, entity_id: str, state: str, attributes: dict[str, Any] | None = None) -> Any:
-        """Set a state in the simulated home (fires state_changed like HA)."""
-        return self.home.set_state(entity_id, state, attributes or {})
+        """Set a state in the simulated home (fires state_changed like HA).
+
+        Runs on the server's loop so it is ordered with the commands being handled."""
+        return self.server.call(self.home.set_state, entity_id, state, attributes or {})
 
     def ws_command(self, type: str, **params: Any) -> Any:  # noqa: A002
         """One raw WebSocket command against the simulator."""
