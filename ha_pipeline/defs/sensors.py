@@ -20,7 +20,8 @@ SENSOR_TIMEOUTS = {"connect_timeout": 5.0, "command_timeout": 20.0, "retry_budge
     description="Fingerprints HA's registries each minute and runs discovery_job when they changed.",
 )
 def registry_change_sensor(context: dg.SensorEvaluationContext, ha: HomeAssistantResource):
-    """Open the WebSocket, fingerprint the four registries, close; compare with the cursor."""
+    """Open the WebSocket, fingerprint the four registries, close; compare with the cursor
+    (`<changes seen>:<fingerprint>`)."""
     try:
         with ha.client(**SENSOR_TIMEOUTS) as client:
             fingerprint = registry_fingerprint(client.registry_snapshot())
@@ -29,9 +30,13 @@ def registry_change_sensor(context: dg.SensorEvaluationContext, ha: HomeAssistan
             f"Home Assistant could not be asked for its registries ({error}); "
             "nothing was started, the next tick tries again."
         )
-    if fingerprint == context.cursor:
+    changes_seen, _, last_fingerprint = (context.cursor or "0:").partition(":")
+    if fingerprint == last_fingerprint:
         return dg.SkipReason(
             f"HA's registries are unchanged since the last discovery (fingerprint {fingerprint[:12]})."
         )
-    context.update_cursor(fingerprint)
-    return dg.RunRequest(run_key=fingerprint)
+    change = int(changes_seen) + 1
+    context.update_cursor(f"{change}:{fingerprint}")
+    # The change number keeps run keys unique when registries return to an earlier state
+    # (rename, then rename back), which Dagster would otherwise skip as an old run key.
+    return dg.RunRequest(run_key=f"{fingerprint}-{change}")

@@ -7,6 +7,7 @@ import dagster as dg
 
 from ha_pipeline.defs.resources import HomeAssistantResource
 from ha_pipeline.defs.sensors import registry_change_sensor
+from ha_pipeline.homeassistant.registry import registry_fingerprint
 
 
 def _tick(ha: HomeAssistantResource, cursor: str | None):
@@ -15,10 +16,16 @@ def _tick(ha: HomeAssistantResource, cursor: str | None):
     return result, context.cursor
 
 
+def _fingerprint(simulator_ha) -> str:
+    with simulator_ha.client() as client:
+        return registry_fingerprint(client.registry_snapshot())
+
+
 def test_first_tick_runs_then_skips_then_runs_after_a_change(simulator, simulator_ha):
     first, cursor = _tick(simulator_ha, None)
     [request] = first.run_requests
-    assert request.run_key == cursor and len(cursor) == 64
+    fingerprint = _fingerprint(simulator_ha)
+    assert cursor == f"1:{fingerprint}" and request.run_key == f"{fingerprint}-1"
 
     second, same_cursor = _tick(simulator_ha, cursor)
     assert not second.run_requests
@@ -29,11 +36,17 @@ def test_first_tick_runs_then_skips_then_runs_after_a_change(simulator, simulato
     original = simulator.home.devices[device_id].get("name_by_user")
     simulator.home.update_device(device_id, name_by_user="Renamed by the sensor test")
     try:
-        third, new_cursor = _tick(simulator_ha, cursor)
+        third, renamed_cursor = _tick(simulator_ha, cursor)
     finally:
         simulator.home.update_device(device_id, name_by_user=original)
-    [request] = third.run_requests
-    assert new_cursor != cursor and request.run_key == new_cursor
+    [renamed] = third.run_requests
+    assert renamed_cursor.startswith("2:") and renamed_cursor != cursor
+
+    # Renamed back: the registries equal the first tick's, and still a new run is requested.
+    fourth, back_cursor = _tick(simulator_ha, renamed_cursor)
+    [back] = fourth.run_requests
+    assert back_cursor == f"3:{fingerprint}"
+    assert len({request.run_key, renamed.run_key, back.run_key}) == 3
 
 
 def test_unreachable_home_assistant_is_a_quick_skip():
