@@ -74,7 +74,7 @@ def test_writers_carry_pools_and_retries(asset_graph):
     for key in PIPELINE_ASSETS:
         _, assets_def = specs[key]
         node = assets_def.node_def
-        expected_pool = "influxdb" if key in INFLUX_WRITERS else "sqlite"
+        expected_pool = "influxdb" if key in INFLUX_WRITERS else "metadata"
         assert node.pool == expected_pool, key
         assert node.retry_policy is not None, key
 

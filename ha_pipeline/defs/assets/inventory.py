@@ -106,7 +106,7 @@ def _rejects_sentence(rejects: list[dict]) -> str:
 @dg.multi_asset(
     name="discovery",
     specs=inventory_specs,
-    pool="sqlite",
+    pool="metadata",
     retry_policy=TRANSIENT_RETRY,
 )
 def discovery(
