@@ -111,21 +111,26 @@ def point_per_row(df: pd.DataFrame) -> int:
     return total
 
 
-def post_all(url: str, db: str, bodies: list[bytes], connections: int) -> float:
-    """POST every body (``connections`` at a time); seconds taken. Fails loudly on any error."""
+def post_all(url: str, db: str, bodies: list[bytes], connections: int) -> tuple[float, int]:
+    """POST every body (``connections`` at a time); (seconds taken, 5xx retries). Other errors raise."""
     sessions = [requests.Session() for _ in range(connections)]
 
-    def post(i: int) -> None:
-        response = sessions[i % connections].post(
-            f"{url}/write", params={"db": db, "precision": "s"}, data=bodies[i], timeout=300
-        )
-        if response.status_code != 204:
-            raise RuntimeError(f"write failed: HTTP {response.status_code} {response.text[:200]}")
+    def post(i: int) -> int:
+        for attempt in range(6):
+            response = sessions[i % connections].post(
+                f"{url}/write", params={"db": db, "precision": "s"}, data=bodies[i], timeout=300
+            )
+            if response.status_code == 204:
+                return attempt
+            if response.status_code < 500:
+                break
+            time.sleep(0.5 * 2**attempt)  # influxd answers 500 "timeout" when starved of CPU
+        raise RuntimeError(f"write failed: HTTP {response.status_code} {response.text[:200]}")
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=connections) as pool:
-        list(pool.map(post, range(len(bodies))))
-    return time.perf_counter() - started
+        retries = sum(pool.map(post, range(len(bodies))))
+    return time.perf_counter() - started, retries
 
 
 def main() -> None:
@@ -172,9 +177,10 @@ def main() -> None:
                 for conns in connection_counts:
                     db = f"ceiling_{size}_{conns}"
                     backend.ensure_bucket(spec(db))
-                    seconds = post_all(server.url, db, bodies, conns)
+                    seconds, retries = post_all(server.url, db, bodies, conns)
                     results[(size, conns)] = prepared.lines / seconds
-                    print(f"  ceiling batch {size:>7,} × {conns} connection(s): {results[(size, conns)]:>9,.0f} points/s")
+                    print(f"  ceiling batch {size:>7,} × {conns} connection(s): {results[(size, conns)]:>9,.0f} points/s"
+                          + (f" ({retries} batches retried after 5xx)" if retries else ""))
                 del bodies
             (best_size, best_conns), ceiling = max(results.items(), key=lambda kv: kv[1])
             print(f"raw ceiling: {ceiling:,.0f} points/s (batch {best_size:,}, {best_conns} connection(s))")
