@@ -1,7 +1,11 @@
 """Discovery benchmark: sync a 10k-device / 100k-entity home into a fresh SQLite file.
 
 Prints one table of figures against the targets of issue 3. The snapshot comes from
-``ha_pipeline.simulator.SimulatedHome`` (``--local``: the generator below, same HA field names). Run: ``.venv/bin/python benchmarks/discovery.py``.
+``ha_pipeline.simulator.SimulatedHome`` (``--local``: the generator below, same HA field names).
+Sync figures show wall time and the process's CPU time: on a shared machine the wall time
+mostly measures the neighbours, so the load average is printed too.
+
+Run: ``.venv/bin/python benchmarks/discovery.py [--devices N --entities-per-device K --areas A]``.
 """
 
 from __future__ import annotations
