@@ -425,13 +425,14 @@ def statistics_during_period(home: "SimulatedHome", start: float, end: float, st
                 stat["state"] = convert(float(seg_v[last]))
                 last_t = float(seg_real_t[last])
                 if src.kind == "meter":
-                    total = float(meter_total(np.asarray([last_t]), np.asarray([src.daily]), np.asarray([src.phase]))[0])
-                    origin = float(meter_total(np.asarray([METER_ORIGIN]), np.asarray([src.daily]), np.asarray([src.phase]))[0])
-                    stat["sum"] = convert(round(total - origin, 3))
+                    stat["sum"] = convert(_meter_sum(src, last_t))
+                    if prev_sum is None:
+                        # the sum before the first bucket: at the row in force when it starts
+                        prev_sum = convert(_meter_sum(src, float(t[i0]) if i0 >= 0 else a))
                 else:
                     stat["sum"] = stat["state"]
-                stat["change"] = stat["sum"] - prev_sum if prev_sum is not None else _first_change(
-                    src, a, convert, stat["sum"])
+                    prev_sum = stat["sum"] if prev_sum is None else prev_sum
+                stat["change"] = stat["sum"] - prev_sum
                 prev_sum = stat["sum"]
             rec.update({k: stat[k] for k in wanted})
             rows.append(rec)
@@ -440,13 +441,10 @@ def statistics_during_period(home: "SimulatedHome", start: float, end: float, st
     return result
 
 
-def _first_change(src: Any, a: float, convert: Callable[[float], float], current: float) -> float:
-    """Change of the first bucket: sum now minus the sum at the bucket start."""
-    if src.kind != "meter":
-        return 0.0
-    before = float(meter_total(np.asarray([a]), np.asarray([src.daily]), np.asarray([src.phase]))[0])
-    origin = float(meter_total(np.asarray([METER_ORIGIN]), np.asarray([src.daily]), np.asarray([src.phase]))[0])
-    return current - convert(round(before - origin, 3))
+def _meter_sum(src: Any, t: float) -> float:
+    """A meter's long-term ``sum`` at ``t``: consumption since METER_ORIGIN, unaffected by resets."""
+    total = meter_total(np.asarray([t, METER_ORIGIN]), np.full(2, src.daily), np.full(2, src.phase))
+    return round(float(total[0] - total[1]), 3)
 
 
 def _num(state: str) -> float:

@@ -194,3 +194,13 @@ def test_any_window_split_anywhere_gives_the_same_rows(start: float, length: flo
             # the state in force at the cut is the last row before it
             assert at_cut[eid][0]["s"] == rows_before[-1]["s"]
             assert at_cut[eid][0]["lu"] == tc
+
+
+def test_first_bucket_change_does_not_depend_on_the_query_start(home: SimulatedHome) -> None:
+    eid = next(e for e, s in home.states.items() if s["attributes"].get("device_class") == "energy")
+    short = statistics_during_period(home, NOW - 6 * 3600, NOW, [eid], "hour")[eid]
+    long = statistics_during_period(home, NOW - 12 * 3600, NOW, [eid], "hour")[eid]
+    by_start = {r["start"]: r for r in long}
+    for row in short:
+        assert row["sum"] == by_start[row["start"]]["sum"]
+        assert row["change"] == pytest.approx(by_start[row["start"]]["change"])
