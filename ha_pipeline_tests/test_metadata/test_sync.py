@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from ha_pipeline.metadata import InvalidSnapshotError, MetadataStore
 from ha_pipeline_tests.test_metadata.home import Rows, by_type, entity, find
@@ -33,9 +34,16 @@ def test_first_sync_stores_exactly_the_snapshot(store: MetadataStore, home: Rows
 def test_unchanged_snapshot_writes_nothing(store: MetadataStore, home: Rows) -> None:
     store.sync(home, now=T0)
     before = store.counts()
+    statements: list[str] = []
 
+    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(statement.split(None, 1)[0].upper())
+
+    sa.event.listen(store.engine, "before_cursor_execute", record)
     result = store.sync(home, now=T1)
+    sa.event.remove(store.engine, "before_cursor_execute", record)
 
+    assert statements and not {"INSERT", "UPDATE", "DELETE"} & set(statements)
     assert result.rows_written == 0 and result.changes == []
     assert sum(result.unchanged.values()) == 13
     assert store.counts() == before
