@@ -27,16 +27,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ha_pipeline_tests.testbed.homeassistant import RealHomeAssistant, start_real_ha, ws_command
+from ha_pipeline_tests.testbed.homeassistant import RealHomeAssistant, start_real_ha
 from ha_pipeline_tests.testbed.influxdb import InfluxServer, start_influxdb
 from ha_pipeline_tests.testbed.postgres import start_postgres
 from ha_pipeline_tests.testbed.process import ServerProcess
+from ha_pipeline_tests.testbed.servers import HAServer, RunningSimulator
 
 SIMULATOR_TOKEN = "simulator-test-token"
 
@@ -116,31 +115,6 @@ def real_ha_large(request: pytest.FixtureRequest,
         ha.stop()
 
 
-@dataclass
-class RunningSimulator:
-    """The in-process simulator: `.url`, `.token`, `.home` (the `SimulatedHome`)."""
-
-    url: str
-    token: str
-    home: Any
-    server: Any
-
-    def set_state(self, entity_id: str, state: str, attributes: dict[str, Any] | None = None) -> Any:
-        """Set a state in the simulated home (fires state_changed like HA).
-
-        Runs on the server's loop so it is ordered with the commands being handled."""
-        return self.server.call(self.home.set_state, entity_id, state, attributes or {})
-
-    def ws_command(self, type: str, **params: Any) -> Any:  # noqa: A002
-        """One raw WebSocket command against the simulator."""
-        return ws_command(self.ws_url, self.token, type, **params)
-
-    @property
-    def ws_url(self) -> str:
-        """The WebSocket API endpoint."""
-        return self.url.replace("http://", "ws://", 1) + "/api/websocket"
-
-
 @pytest.fixture(scope="session")
 def simulator() -> Iterator[RunningSimulator]:
     """The simulated home served on 127.0.0.1:<free port> from a thread of this process."""
@@ -153,38 +127,6 @@ def simulator() -> Iterator[RunningSimulator]:
         yield RunningSimulator(url=server.url, token=SIMULATOR_TOKEN, home=home, server=server)
     finally:
         server.stop()
-
-
-@dataclass
-class HAServer:
-    """What contract tests see of either HA: `.url`, `.token`, `.kind` and two helpers."""
-
-    kind: str
-    backend: RealHomeAssistant | RunningSimulator
-
-    @property
-    def url(self) -> str:
-        """Base URL (http://127.0.0.1:PORT)."""
-        return self.backend.url
-
-    @property
-    def token(self) -> str:
-        """A valid long-lived access token."""
-        return self.backend.token
-
-    def set_state(self, entity_id: str, state: str, attributes: dict[str, Any] | None = None) -> Any:
-        """Change an entity's state the way each server allows (REST for real HA)."""
-        return self.backend.set_state(entity_id, state, attributes)
-
-    def call_service(self, domain: str, service: str, service_data: dict[str, Any] | None = None,
-                     target: dict[str, Any] | None = None) -> Any:
-        """`call_service` over a raw WebSocket connection."""
-        params: dict[str, Any] = {"domain": domain, "service": service}
-        if service_data:
-            params["service_data"] = service_data
-        if target:
-            params["target"] = target
-        return self.backend.ws_command("call_service", **params)
 
 
 @pytest.fixture(scope="session", params=["simulator", "real_ha"])

@@ -15,6 +15,7 @@ from websockets.sync.client import connect
 
 from ha_pipeline_tests.testbed.homeassistant import RealHomeAssistant
 from ha_pipeline_tests.testbed.influxdb import InfluxServer
+from ha_pipeline_tests.testbed.servers import HAServer, RunningSimulator
 
 
 def test_influxdb_writes_and_reads_a_point(influxdb_server: InfluxServer) -> None:
@@ -145,14 +146,14 @@ def test_real_ha_large_registry_passes_one_mebibyte(real_ha_large: RealHomeAssis
     assert len(json.loads(frame)["result"]) > 2000
 
 
-def test_simulator_answers_like_ha(simulator) -> None:  # noqa: ANN001 - RunningSimulator
+def test_simulator_answers_like_ha(simulator: RunningSimulator) -> None:
     config = simulator.ws_command("get_config")
     assert config["state"] == "RUNNING"
     devices = simulator.ws_command("config/device_registry/list")
     assert devices and len(devices) == len(simulator.home.devices)
 
 
-def test_ha_server_set_state_is_visible_in_get_states(ha_server) -> None:  # noqa: ANN001 - HAServer
+def test_ha_server_set_state_is_visible_in_get_states(ha_server: HAServer) -> None:
     entity_id = "sensor.testbed_probe"  # its own entity: the servers are shared by the session
     ha_server.set_state(entity_id, "7.5", {"unit_of_measurement": "W"})
     state = next(s for s in ha_server.backend.ws_command("get_states") if s["entity_id"] == entity_id)

@@ -1,0 +1,1 @@
+"""Real servers for integration tests: InfluxDB, PostgreSQL, Home Assistant (see conftest.py)."""
