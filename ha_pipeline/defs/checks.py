@@ -48,14 +48,17 @@ def inventory_integrity(context: dg.AssetCheckExecutionContext, metadata_store: 
         )
     counts = store.counts()
     for table in INVENTORY_TABLES:
-        ha_count = _latest_metadata(context, ["sqlite", table]).get("ha_count")
+        discovered = _latest_metadata(context, ["sqlite", table])
+        # HA's valid records, less those the store refused (and said so in the discovery run).
+        expected = discovered.get("ha_count", -1) - discovered.get("refused_by_store", 0)
         yield dg.AssetCheckResult(
             asset_key=["sqlite", table],
             check_name="row_count_matches_ha",
-            passed=ha_count is not None and counts[table] == ha_count,
+            passed=counts[table] == expected,
             metadata={
                 "stored": dg.MetadataValue.int(counts[table]),
-                "home_assistant": dg.MetadataValue.int(-1 if ha_count is None else int(ha_count)),
+                "home_assistant": dg.MetadataValue.int(int(discovered.get("ha_count", -1))),
+                "refused_by_store": dg.MetadataValue.int(int(discovered.get("refused_by_store", 0))),
             },
         )
     violations = list(store.fk_violations())

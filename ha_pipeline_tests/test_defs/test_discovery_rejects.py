@@ -5,6 +5,7 @@ import copy
 import dagster as dg
 import pytest
 
+from ha_pipeline.defs import checks
 from ha_pipeline.defs.assets import inventory
 from ha_pipeline.defs.resources import HomeAssistantResource
 from ha_pipeline.simulator import SimulatedHome, SimulatorServer
@@ -30,7 +31,7 @@ def broken_home():
 def test_rejected_records_are_counted_with_reasons(broken_home, sqlite_store):
     home, server = broken_home
     result = dg.materialize(
-        [*inventory.ha_registries, inventory.discovery],
+        [*inventory.ha_registries, inventory.discovery, checks.inventory_integrity],
         resources={"ha": HomeAssistantResource(url=server.url, token=TOKEN), "metadata_store": sqlite_store},
     )
     assert result.success
@@ -48,3 +49,8 @@ def test_rejected_records_are_counted_with_reasons(broken_home, sqlite_store):
     assert "12345" not in stored and None not in stored
     assert "huge-name" not in stored
     assert "3 devices" in changes["rejects"].value
+    # The store refused the 10 kB name and said so: the count check still holds.
+    evaluations = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
+    count_check = evaluations[("sqlite/devices", "row_count_matches_ha")]
+    assert count_check.passed
+    assert count_check.metadata["refused_by_store"].value == 1

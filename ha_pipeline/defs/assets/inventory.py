@@ -134,13 +134,14 @@ def discovery(
     context.log.info(result.summary())
 
     for table, _, _ in REGISTRIES:
-        # What the store should hold: HA's valid records less those the store refused.
-        refused = sum(1 for r in result.rejects if r["kind"] == table)
         yield dg.MaterializeResult(
             asset_key=["sqlite", table],
             metadata={
                 "row_count": dg.MetadataValue.int(stored[table]),
-                "ha_count": dg.MetadataValue.int(len(getattr(snapshot, table)) - refused),
+                "ha_count": dg.MetadataValue.int(len(getattr(snapshot, table))),
+                "refused_by_store": dg.MetadataValue.int(
+                    sum(1 for r in result.rejects if r["kind"] == table)
+                ),
                 "added": dg.MetadataValue.int(result.added[table]),
                 "removed": dg.MetadataValue.int(result.removed[table]),
                 "changed": dg.MetadataValue.int(result.changed[table]),
