@@ -47,12 +47,11 @@ def test_discovery_stores_the_registries_and_checks_pass(simulator, simulator_ha
         assert evaluations[("sqlite/entities", "foreign_keys_valid")].passed
         assert evaluations[("sqlite/devices", "row_count_matches_ha")].passed
         assert evaluations[("sqlite/entities", "row_count_matches_ha")].passed
-        # The check reports exactly what the store finds (HA forbids two entities with one
-        # platform + unique_id; a generated home may still contain such a pair).
-        duplicates = [d for d in store.duplicate_ids() if d["table"] == "entities"]
+        # HA forbids two entities with one platform + unique_id, and so does the simulator.
+        assert [d for d in store.duplicate_ids() if d["table"] == "entities"] == []
         dupes_eval = evaluations[("sqlite/entities", "no_duplicate_ids")]
-        assert dupes_eval.passed == (not duplicates)
-        assert dupes_eval.metadata["duplicates"].value == len(duplicates)
+        assert dupes_eval.passed
+        assert dupes_eval.metadata["duplicates"].value == 0
 
         again = _discover(simulator_ha, sqlite_store, instance)
         unchanged = _metadata(again, "sqlite/registry_changes")
