@@ -30,7 +30,10 @@ def prepare_dagster_home(home: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hours", type=int, default=24, help="hours of history to archive (default 24)")
+    parser.add_argument(
+        "--hours", type=int, default=None,
+        help="hours of history to archive (default: all of yesterday and today so far, so one day is complete)",
+    )
     args = parser.parse_args(argv)
 
     os.environ["DAGSTER_HOME"] = str(
@@ -54,7 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     def run(job_name: str, partition: str | None = None) -> None:
         t0 = time.monotonic()
         result = defs.resolve_job_def(job_name).execute_in_process(
-            instance=instance, partition_key=partition, raise_on_error=False
+            instance=instance,
+            partition_key=partition,
+            raise_on_error=False,
+            # Step-by-step DEBUG lines would bury the summary; every event is in the UI anyway.
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
         label = f"{job_name}{f' [{partition}]' if partition else ''}"
         if not result.success:
@@ -68,15 +75,19 @@ def main(argv: list[str] | None = None) -> int:
 
     now = datetime.now(timezone.utc)
     last = datetime.strptime(latest_expected_hour(now), "%Y-%m-%d-%H:%M").replace(tzinfo=timezone.utc)
-    hours = [last - timedelta(hours=i) for i in reversed(range(args.hours))]
-    days = sorted({h.strftime("%Y-%m-%d") for h in hours})
+    first = (
+        last.replace(hour=0) - timedelta(days=1) if args.hours is None else last - timedelta(hours=args.hours - 1)
+    )
+    hours = [first + timedelta(hours=i) for i in range(int((last - first) / timedelta(hours=1)) + 1)]
+    # Only days that have ended are daily partitions.
+    days = sorted({h.strftime("%Y-%m-%d") for h in hours if h.replace(hour=0) + timedelta(days=1) <= last + timedelta(hours=1)})
 
     print("demo: discovery (registries -> SQL -> snapshots)", flush=True)
     run("discovery_job")
     print(f"demo: {len(hours)} hours of events + hourly summaries", flush=True)
     for hour in hours:
         run("events_job", hour.strftime("%Y-%m-%d-%H:%M"))
-    print(f"demo: daily summaries for {', '.join(days)}", flush=True)
+    print(f"demo: daily summaries for {', '.join(days) or 'no complete day'}", flush=True)
     for day in days:
         run("daily_rollup_job", day)
     print("demo: retention and storage report", flush=True)
@@ -93,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{bucket['points_per_day']:>8} points/day")
     print(f"Total on disk: {human_bytes(report['total_bytes'])} (SQL {human_bytes(report['sql']['bytes'])})")
     for talker in report["top_entities"][:3]:
-        print(f"  chatty: {talker['entity_id']} {talker['events_per_day']:.0f} events/day")
+        flag = "  <- chatty, see the report's exclude suggestion" if talker["chatty"] else ""
+        print(f"  busiest: {talker['entity_id']} {talker['events_per_day']:.0f} events/day{flag}")
     print()
     print(f"Runs are in {os.environ['DAGSTER_HOME']}. Open the UI with `make ui` -> http://127.0.0.1:3000")
     return 0
