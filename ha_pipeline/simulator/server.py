@@ -27,6 +27,9 @@ from ha_pipeline.simulator.history import gc_paused
 from ha_pipeline.simulator.home import HA_VERSION, ON_OFF_DOMAINS, USER_ID, SimulatedHome, SimulatorError, context
 
 _LOGGER = logging.getLogger(__name__)
+# websockets logs every frame at DEBUG, the client's auth frame (and so its token) included.
+_WIRE_LOGGER = logging.getLogger(f"{__name__}.wire")
+_WIRE_LOGGER.setLevel(logging.INFO)
 WS_PATH = "/api/websocket"
 # HA sends registries far larger than websockets' 1 MiB default; accept big client frames too
 MAX_SIZE = 256 * 1024 * 1024
@@ -177,7 +180,7 @@ class SimulatorServer:
     async def _main(self) -> None:
         self._stopped = asyncio.Event()
         async with serve(self._handle, self.host, self.port, max_size=MAX_SIZE, process_request=self._check_path,
-                         ping_interval=None, compression=None) as server:
+                         ping_interval=None, compression=None, logger=_WIRE_LOGGER) as server:
             self._server = server
             self.port = server.sockets[0].getsockname()[1]
             self._ready.set()
