@@ -17,6 +17,7 @@ from ha_pipeline.timeseries.buckets import (
     DEFAULT_URL,
     BucketSpec,
     InfluxSettings,
+    api_version_from_env,
     default_bucket_specs,
 )
 
@@ -117,7 +118,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         "metadata_store": MetadataStoreResource(),
         "influxdb": InfluxDBResource(
             url=os.environ.get("INFLUXDB_URL") or DEFAULT_URL,
-            api_version=int(os.environ.get("INFLUXDB_API_VERSION") or 2),
+            api_version=api_version_from_env(),
             token=_optional_env("INFLUXDB_TOKEN"),
             org=os.environ.get("INFLUXDB_ORG"),
             username=os.environ.get("INFLUXDB_USERNAME"),

@@ -103,14 +103,19 @@ class InfluxSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> InfluxSettings:
         """Read ``INFLUXDB_URL``, ``INFLUXDB_API_VERSION``, token/org and username/password."""
-        raw_version = environ.get("INFLUXDB_API_VERSION", "2").strip() or "2"
-        if raw_version not in ("1", "2"):
-            raise InfluxConfigError(f"INFLUXDB_API_VERSION must be 1 or 2, got {raw_version!r}")
         return cls(
             url=(environ.get("INFLUXDB_URL", "").strip() or DEFAULT_URL).rstrip("/"),
-            api_version=int(raw_version),
+            api_version=api_version_from_env(environ),
             token=environ.get("INFLUXDB_TOKEN") or None,
             org=environ.get("INFLUXDB_ORG") or None,
             username=environ.get("INFLUXDB_USERNAME") or None,
             password=environ.get("INFLUXDB_PASSWORD") or None,
         )
+
+
+def api_version_from_env(environ: Mapping[str, str] = os.environ) -> int:
+    """``INFLUXDB_API_VERSION`` as 1 or 2 (default 2), or a clear error for anything else."""
+    raw_version = environ.get("INFLUXDB_API_VERSION", "2").strip() or "2"
+    if raw_version not in ("1", "2"):
+        raise InfluxConfigError(f"INFLUXDB_API_VERSION must be 1 or 2, got {raw_version!r}")
+    return int(raw_version)

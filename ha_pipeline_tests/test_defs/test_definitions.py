@@ -91,7 +91,8 @@ def test_partitioned_history_backfills_in_day_sized_runs(asset_graph):
 
 @pytest.mark.parametrize(
     ("key", "hours"),
-    [("sqlite/devices", 24), ("influxdb/events", 2), ("influxdb/hourly_summaries", 2), ("influxdb/daily_summaries", 26)],
+    [("sqlite/devices", 24), ("influxdb/device_snapshots", 24), ("influxdb/entity_snapshots", 24),
+     ("influxdb/events", 2), ("influxdb/hourly_summaries", 2), ("influxdb/daily_summaries", 26)],
 )
 def test_freshness_policies(asset_graph, key, hours):
     spec, _ = _specs(asset_graph)[key]

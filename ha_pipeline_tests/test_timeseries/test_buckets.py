@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from ha_pipeline.timeseries.buckets import BucketSpec, InfluxConfigError, InfluxSettings, default_bucket_specs
+from ha_pipeline.timeseries.buckets import (
+    BucketSpec,
+    InfluxConfigError,
+    InfluxSettings,
+    api_version_from_env,
+    default_bucket_specs,
+)
 
 
 def test_defaults_match_design() -> None:
@@ -56,3 +62,11 @@ def test_settings_defaults_and_bad_version() -> None:
     assert (settings.url, settings.api_version) == ("http://127.0.0.1:8086", 2)
     with pytest.raises(InfluxConfigError, match="INFLUXDB_API_VERSION"):
         InfluxSettings.from_env({"INFLUXDB_API_VERSION": "3"})
+
+
+@pytest.mark.parametrize("raw", ["x", "3", "v2"])
+def test_an_unknown_api_version_is_a_clear_error(raw: str) -> None:
+    with pytest.raises(InfluxConfigError, match="INFLUXDB_API_VERSION must be 1 or 2"):
+        api_version_from_env({"INFLUXDB_API_VERSION": raw})
+    assert api_version_from_env({}) == 2
+    assert api_version_from_env({"INFLUXDB_API_VERSION": " 1 "}) == 1

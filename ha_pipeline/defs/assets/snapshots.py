@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from ha_pipeline.defs.resources import InfluxDBResource, MetadataStoreResource
+from ha_pipeline.defs.assets.inventory import INVENTORY_FRESHNESS
 
 SNAPSHOT_RETRY = dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL)
 
@@ -38,6 +39,7 @@ def _write_snapshot(
     kinds={"influxdb"},
     pool="influxdb",
     retry_policy=SNAPSHOT_RETRY,
+    freshness_policy=INVENTORY_FRESHNESS,
 )
 def device_snapshots(
     metadata_store: MetadataStoreResource, influxdb: InfluxDBResource
@@ -80,6 +82,7 @@ def device_snapshots(
     kinds={"influxdb"},
     pool="influxdb",
     retry_policy=SNAPSHOT_RETRY,
+    freshness_policy=INVENTORY_FRESHNESS,
 )
 def entity_snapshots(
     metadata_store: MetadataStoreResource, influxdb: InfluxDBResource
