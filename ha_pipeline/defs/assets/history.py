@@ -1,5 +1,6 @@
 """History: HA's recorded states archived hourly into InfluxDB, with hourly and daily summaries."""
 
+import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -44,16 +45,21 @@ HOURLY_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=24)
 DAILY_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
 
 
+def _env_list(name: str) -> list[str]:
+    """A comma-separated env var as a list: the filter's defaults, so scheduled runs use them too."""
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
 class EntityFilter(dg.Config):
     """Which entities are archived, with the precedence of HA's own influxdb `include`/`exclude`
     (explicit entities first, then globs, then domains). No filter archives every entity."""
 
-    include_domains: list[str] = []
-    include_entity_globs: list[str] = []
-    include_entities: list[str] = []
-    exclude_domains: list[str] = []
-    exclude_entity_globs: list[str] = []
-    exclude_entities: list[str] = []
+    include_domains: list[str] = _env_list("HA_PIPELINE_INCLUDE_DOMAINS")
+    include_entity_globs: list[str] = _env_list("HA_PIPELINE_INCLUDE_ENTITY_GLOBS")
+    include_entities: list[str] = _env_list("HA_PIPELINE_INCLUDE_ENTITIES")
+    exclude_domains: list[str] = _env_list("HA_PIPELINE_EXCLUDE_DOMAINS")
+    exclude_entity_globs: list[str] = _env_list("HA_PIPELINE_EXCLUDE_ENTITY_GLOBS")
+    exclude_entities: list[str] = _env_list("HA_PIPELINE_EXCLUDE_ENTITIES")
 
     def accepts(self, entity_id: str) -> bool:
         domain = entity_id.split(".", 1)[0]
