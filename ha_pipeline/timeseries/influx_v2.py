@@ -7,14 +7,17 @@ the shared retry/classification logic in ``backend.py`` (the async mode would lo
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
+import requests
 from influxdb_client import BucketRetentionRules, InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
+from prometheus_client.parser import text_string_to_metric_families
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from ha_pipeline.timeseries.backend import (
@@ -34,6 +37,13 @@ from ha_pipeline.timeseries.backend import (
     truncate,
 )
 from ha_pipeline.timeseries.buckets import BucketSpec, InfluxSettings
+
+log = logging.getLogger(__name__)
+
+# The /metrics gauge of one shard's size on disk, labelled bucket=<bucket id>, engine, id, path,
+# walPath. tsm1's Engine.DiskSize() is TSM files + WAL segments, so the per-shard gauges
+# storage_tsm_files_disk_bytes and storage_wal_size are parts of it and are not added again.
+SHARD_DISK_SIZE_METRIC = "storage_shard_disk_size"
 
 _PRECISION = {"s": WritePrecision.S, "ms": WritePrecision.MS, "us": WritePrecision.US, "ns": WritePrecision.NS}
 
@@ -210,11 +220,56 @@ class InfluxV2Backend(TimeseriesBackend):
         tables = self._call("a count query", self._client.query_api().query, flux, org=self.settings.org)
         return max((int(rec.get_value()) for t in tables for rec in t.records), default=0)
 
+    def shard_bytes_by_bucket_id(self) -> dict[str, int]:
+        """Sum of ``storage_shard_disk_size`` (TSM + WAL) per bucket id, from the server's ``/metrics``.
+
+        Raises ``InfluxConnectionError`` / ``InfluxQueryError`` (reason in the message) when the
+        endpoint cannot be read or parsed, or does not expose the gauge at all.
+        """
+        url = self.settings.url.rstrip("/") + "/metrics"
+        # /metrics is unauthenticated on a default 2.x server; the token is sent anyway for
+        # servers that put it behind auth.
+        headers = {"Authorization": f"Token {self.settings.token}"} if self.settings.token else {}
+        try:
+            reply = requests.get(
+                url, headers=headers, timeout=self.settings.timeout_seconds, verify=self.settings.verify_ssl
+            )
+        except requests.RequestException as exc:
+            raise InfluxConnectionError(
+                f"cannot read {redact_url(url)}: {type(exc).__name__}"
+            ) from None
+        if reply.status_code != 200:
+            raise InfluxQueryError(
+                f"InfluxDB refused {redact_url(url)}: HTTP {reply.status_code} {truncate(reply.text, 200)}"
+            )
+        totals: dict[str, float] = {}
+        seen = False
+        try:
+            for family in text_string_to_metric_families(reply.text):
+                if family.name != SHARD_DISK_SIZE_METRIC:
+                    continue
+                seen = True
+                for sample in family.samples:
+                    bucket_id = sample.labels.get("bucket")
+                    if sample.name == SHARD_DISK_SIZE_METRIC and bucket_id:
+                        totals[bucket_id] = totals.get(bucket_id, 0.0) + sample.value
+        except ValueError as exc:
+            raise InfluxQueryError(f"cannot parse {redact_url(url)} as Prometheus text: {truncate(str(exc), 200)}") from None
+        if not seen:
+            raise InfluxQueryError(f"{redact_url(url)} has no {SHARD_DISK_SIZE_METRIC} gauge")
+        return {bucket_id: int(round(total)) for bucket_id, total in totals.items()}
+
     def storage_stats(self) -> dict[str, dict[str, int | None]]:
-        # InfluxDB 2 OSS exposes shard sizes only on /metrics and cardinality via Flux; the
-        # bucket list is what this backend can report cheaply and exactly.
+        """Per bucket: bytes on disk from ``/metrics`` (None, with a logged warning, when it cannot
+        be read), series from Flux ``influxdb.cardinality()``, points None (no cheap exact source).
+        """
         api = self._client.buckets_api()
         found = self._call("listing buckets", api.find_buckets, org=self.settings.org).buckets or []
+        try:
+            shard_bytes: dict[str, int] | None = self.shard_bytes_by_bucket_id()
+        except InfluxError as exc:
+            log.warning("InfluxDB 2 bucket sizes are not measured: %s", exc)
+            shard_bytes = None
         stats: dict[str, dict[str, int | None]] = {}
         for bucket in found:
             if bucket.name.startswith("_"):
@@ -225,9 +280,10 @@ class InfluxV2Backend(TimeseriesBackend):
             )
             tables = self._call("a cardinality query", self._client.query_api().query, flux, org=self.settings.org)
             series = sum(int(rec.get_value()) for t in tables for rec in t.records)
-            stats[bucket.name] = {"bytes": None, "series": series, "points": None}
+            # A bucket without shards (nothing written yet) has no gauge: 0 bytes.
+            size = None if shard_bytes is None else shard_bytes.get(bucket.id, 0)
+            stats[bucket.name] = {"bytes": size, "series": series, "points": None}
         return stats
-
 
 def _api_message(exc: ApiException) -> str:
     try:

@@ -8,7 +8,14 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 
-from ha_pipeline.timeseries.backend import InfluxAuthError, InfluxQueryError, InfluxWriteError, make_backend
+from ha_pipeline.timeseries.backend import (
+    InfluxAuthError,
+    InfluxConnectionError,
+    InfluxError,
+    InfluxQueryError,
+    InfluxWriteError,
+    make_backend,
+)
 from ha_pipeline.timeseries.buckets import BucketSpec, InfluxSettings
 from ha_pipeline.timeseries.influx_v2 import InfluxV2Backend, delete_predicate, flux_string
 from ha_pipeline.timeseries.line_protocol import LineProtocolError
@@ -155,13 +162,108 @@ def test_bad_row_in_a_later_slice_reports_what_was_written(stub: V2Stub) -> None
     assert len(stub.of("/api/v2/write")) == 2
 
 
+CARDINALITY_CSV = (
+    "#datatype,string,long,long\n#group,false,false,false\n#default,_result,,\n"
+    ",result,table,_value\n,,0,{n}\n\n"
+)
+
+
+def shard_gauges(bucket_id: str, shard: int, disk: float, tsm: float, wal: float) -> str:
+    """The per-shard storage lines of an InfluxDB 2.x /metrics page (docs' "InfluxDB OSS metrics")."""
+    labels = (
+        f'bucket="{bucket_id}",engine="tsm1",id="{shard}",'
+        f'path="/var/lib/influxdb2/engine/data/{bucket_id}/autogen/{shard}",'
+        f'walPath="/var/lib/influxdb2/engine/wal/{bucket_id}/autogen/{shard}"'
+    )
+    return (
+        f"storage_shard_disk_size{{{labels}}} {disk}\n"
+        f"storage_tsm_files_disk_bytes{{{labels}}} {tsm}\n"
+        f"storage_wal_size{{{labels}}} {wal}\n"
+    )
+
+
+def metrics_page(shards: str) -> str:
+    """A realistic /metrics page: unrelated families around the storage gauges, grouped by family."""
+    families: dict[str, list[str]] = {}
+    for line in shards.splitlines():
+        families.setdefault(line.split("{", 1)[0], []).append(line)
+    helps = {
+        "storage_shard_disk_size": "Gauge of the disk size for the shard",
+        "storage_tsm_files_disk_bytes": "Gauge of data size in bytes for each shard",
+        "storage_wal_size": "Gauge of size of WAL in bytes",
+    }
+    out = [
+        "# HELP go_goroutines Number of goroutines that currently exist.",
+        "# TYPE go_goroutines gauge",
+        "go_goroutines 1566",
+        "# HELP influxdb_info Information about the influxdb environment.",
+        "# TYPE influxdb_info gauge",
+        'influxdb_info{arch="amd64",build_date="2023-04-28T14:24:14Z",commit="3a2a1e1",cpus="4",os="linux",version="v2.7.1"} 1',
+    ]
+    for name, lines in families.items():
+        out += [f"# HELP {name} {helps[name]}", f"# TYPE {name} gauge", *lines]
+    out += [
+        "# HELP storage_retention_check_duration Histogram of duration of retention check (in seconds)",
+        "# TYPE storage_retention_check_duration histogram",
+        'storage_retention_check_duration_bucket{le="0.005"} 1',
+        'storage_retention_check_duration_bucket{le="+Inf"} 1',
+        "storage_retention_check_duration_sum 0.000351857",
+        "storage_retention_check_duration_count 1",
+    ]
+    return "\n".join(out) + "\n"
+
+
 def test_ping_and_storage_stats(backend: InfluxV2Backend, stub: V2Stub) -> None:
     assert backend.ping() == "v2.7.stub"
     backend.ensure_bucket(BucketSpec("events", "m", 365, 7))
-    stub.query_csv = [
-        "#datatype,string,long,long\n#group,false,false,false\n#default,_result,,\n"
-        ",result,table,_value\n,,0,2000\n\n"
-    ]
-    assert backend.storage_stats() == {"events": {"bytes": None, "series": 2000, "points": None}}
-    flux = json.loads(stub.of("/api/v2/query")[-1].body)["query"]
+    backend.ensure_bucket(BucketSpec("events_hourly", "m", 730, 7))
+    backend.ensure_bucket(BucketSpec("devices", "m", 3650, 7))  # no shard yet
+    ids = {b["name"]: b["id"] for b in stub.buckets.values()}
+    stub.metrics = metrics_page(
+        shard_gauges(ids["events"], 561, 4.188743e06, 4.1e06, 88743)
+        + shard_gauges(ids["events"], 562, 1_000_000, 1_000_000, 0)
+        + shard_gauges(ids["events_hourly"], 563, 20480, 0, 20480)
+        + shard_gauges("ffffffffffffffff", 1, 9.9e09, 9.9e09, 0)  # _monitoring / another org: ignored
+    )
+    stub.query_csv = [CARDINALITY_CSV.format(n=n) for n in (2000, 50, 7)]
+    assert backend.storage_stats() == {
+        # bytes = the sum of storage_shard_disk_size (TSM + WAL) of the bucket's shards, no more
+        "events": {"bytes": 4_188_743 + 1_000_000, "series": 2000, "points": None},
+        "events_hourly": {"bytes": 20480, "series": 50, "points": None},
+        "devices": {"bytes": 0, "series": 7, "points": None},
+    }
+    metrics_get = stub.of("/metrics")
+    assert len(metrics_get) == 1 and metrics_get[0].method == "GET"
+    assert metrics_get[0].headers.get("Authorization") == f"Token {TOKEN}"
+    flux = json.loads(stub.of("/api/v2/query")[0].body)["query"]
     assert flux == 'import "influxdata/influxdb"\ninfluxdb.cardinality(bucket: "events", start: time(v: 0))'
+
+
+@pytest.mark.parametrize(
+    ("metrics", "status", "reason"),
+    [
+        (None, 200, "HTTP 404"),  # metrics-disabled
+        ("unauthorized access", 401, "HTTP 401"),
+        ("# TYPE go_goroutines gauge\ngo_goroutines 12\n", 200, "no storage_shard_disk_size gauge"),
+        ("storage_shard_disk_size{bucket=\"x\" 12\n", 200, "cannot parse"),
+    ],
+)
+def test_storage_stats_without_readable_metrics_logs_and_reports_none(
+    backend: InfluxV2Backend, stub: V2Stub, caplog: pytest.LogCaptureFixture,
+    metrics: str | None, status: int, reason: str,
+) -> None:
+    backend.ensure_bucket(BucketSpec("events", "m", 365, 7))
+    stub.metrics, stub.metrics_status = metrics, status
+    stub.query_csv = [CARDINALITY_CSV.format(n=3)]
+    with caplog.at_level("WARNING", logger="ha_pipeline.timeseries.influx_v2"):
+        assert backend.storage_stats() == {"events": {"bytes": None, "series": 3, "points": None}}
+    assert "bucket sizes are not measured" in caplog.text and reason in caplog.text
+    assert TOKEN not in caplog.text
+    with pytest.raises(InfluxError, match=reason):
+        backend.shard_bytes_by_bucket_id()
+
+
+def test_storage_stats_when_metrics_server_is_unreachable() -> None:
+    settings = InfluxSettings(url="http://127.0.0.1:9", api_version=2, token=TOKEN, org="home", timeout_seconds=2)
+    with InfluxV2Backend(settings) as b, pytest.raises(InfluxConnectionError, match="cannot read http://127.0.0.1:9/metrics"):
+        b.shard_bytes_by_bucket_id()

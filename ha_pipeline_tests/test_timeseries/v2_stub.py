@@ -28,6 +28,8 @@ class V2Stub:
     buckets: dict[str, dict] = field(default_factory=dict)
     write_replies: list[tuple[int, dict]] = field(default_factory=list)  # served first, then 204
     query_csv: list[str] = field(default_factory=list)
+    metrics: str | None = None  # Prometheus text served on /metrics; None: 404 (metrics-disabled)
+    metrics_status: int = 200
 
     def start(self) -> V2Stub:
         stub = self
@@ -62,7 +64,7 @@ class V2Stub:
                     return self._reply(200, {"buckets": found})
                 if parts.path == "/api/v2/buckets" and self.command == "POST":
                     req = json.loads(body)
-                    bucket = {"id": f"b{len(stub.buckets):015d}", "name": req["name"], "orgID": req["orgID"],
+                    bucket = {"id": f"{0x0c3dd7d2d97f4b00 + len(stub.buckets):016x}", "name": req["name"], "orgID": req["orgID"],
                               "retentionRules": req["retentionRules"]}
                     stub.buckets[bucket["id"]] = bucket
                     return self._reply(201, bucket)
@@ -77,6 +79,10 @@ class V2Stub:
                     return self._reply(204)
                 if parts.path == "/api/v2/delete":
                     return self._reply(204)
+                if parts.path == "/metrics" and self.command == "GET":
+                    if stub.metrics is None:
+                        return self._reply(404, {"code": "not found", "message": "path not found: /metrics"})
+                    return self._reply(stub.metrics_status, stub.metrics.encode(), "text/plain; version=0.0.4; charset=utf-8")
                 if parts.path == "/api/v2/query":
                     return self._reply(200, stub.query_csv.pop(0).encode(), "text/csv; charset=utf-8")
                 return self._reply(404, {"code": "not found", "message": f"path not found: {parts.path}"})
