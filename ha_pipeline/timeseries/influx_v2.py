@@ -264,7 +264,8 @@ class InfluxV2Backend(TimeseriesBackend):
         be read), series from Flux ``influxdb.cardinality()``, points None (no cheap exact source).
         """
         api = self._client.buckets_api()
-        found = self._call("listing buckets", api.find_buckets, org=self.settings.org).buckets or []
+        # the API pages by 20 by default: an org with more buckets would lose ours from the report
+        found = self._call("listing buckets", api.find_buckets, org=self.settings.org, limit=100).buckets or []
         try:
             shard_bytes: dict[str, int] | None = self.shard_bytes_by_bucket_id()
         except InfluxError as exc:
