@@ -2,11 +2,15 @@
 
 Real InfluxDB 1.x and the simulated HA; everything on 127.0.0.1, ports picked here, a temp
 DAGSTER_HOME with the project's dagster.yaml. Asserts through GraphQL, then screenshots the
-asset graph with headless Chromium into docs/asset-graph.png.
+asset graph (every group expanded, every asset node in view) with headless Chromium, driven
+through the DevTools protocol, into docs/asset-graph.png.
 """
 
 from __future__ import annotations
 
+import base64
+import itertools
+import json
 import os
 import shutil
 import signal
@@ -15,6 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -23,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
+import websockets.sync.client
 
 from ha_pipeline.defs.operations import latest_expected_hour
 
@@ -262,30 +268,126 @@ def test_runs_checks_and_freshness(ui):
     assert status and status["freshnessStatus"] == "HEALTHY", status
 
 
+class DevTools:
+    """A minimal Chrome DevTools protocol client (one page target, synchronous)."""
+
+    def __init__(self, ws_url: str):
+        self.ws = websockets.sync.client.connect(ws_url, max_size=None, open_timeout=30)
+        self.ids = itertools.count(1)
+
+    def __call__(self, method: str, **params) -> dict:
+        msg_id = next(self.ids)
+        self.ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
+        while True:  # skip events until our answer
+            msg = json.loads(self.ws.recv(timeout=60))
+            if msg.get("id") == msg_id:
+                assert "error" not in msg, (method, msg["error"])
+                return msg["result"]
+
+    def js(self, expression: str):
+        result = self("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        assert "exceptionDetails" not in result, result["exceptionDetails"]
+        return result["result"].get("value")
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+# Every label drawn in the graph (asset nodes and group headers) with its box, and the graph
+# viewport's box, in CSS pixels of the page. The explorer only renders nodes near the screen.
+GRAPH_LABELS_JS = """(() => {
+  const viewport = document.querySelector('[data-svg-viewport]');
+  if (!viewport) return null;
+  const box = (el) => { const r = el.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+  return {viewport: box(viewport), transform: viewport.firstElementChild.style.transform,
+          labels: [...viewport.querySelectorAll('svg foreignObject')].map(f => [f.textContent.trim(), box(f)])};
+})()"""
+# Collapse the left navigation and the explorer's group sidebar (both toggles use this icon),
+# then double-click the background: the explorer's own "zoom to fit".
+MAXIMISE_GRAPH_JS = """(() => {
+  for (const b of document.querySelectorAll('button'))
+    if ([...b.querySelectorAll('[aria-label]')].some(i => i.getAttribute('aria-label') === 'panel_show_right')) b.click();
+  setTimeout(() => document.querySelector('[data-svg-viewport]')
+    .dispatchEvent(new MouseEvent('dblclick', {bubbles: true})), 500);
+})()"""
+
+
+def visible_labels(state: dict) -> Counter:
+    left, top, right, bottom = state["viewport"]
+    return Counter(text for text, (x0, y0, x1, y1) in state["labels"]
+                   if x0 >= left - 1 and y0 >= top - 1 and x1 <= right + 1 and y1 <= bottom + 1)
+
+
 def test_screenshot_of_the_asset_graph(ui, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("Debian chromium is not installed (make system-deps)")
+    graph = asset_graph(ui)
+    groups = sorted({n["groupName"] for n in graph.values()})
+    # What the screenshot must show in full: every asset (by the last part of its key) and
+    # every group box. Expanded groups are in the URL as `global@global:<group>` ids.
+    expected = Counter(key.split("/")[-1] for key in graph) + Counter(groups)
+    url = f"{ui.url}/asset-groups?expanded=" + ",".join(f"global@global:{g}" for g in groups)
+    width, height = 1920, 1080
     out = tmp_path / "asset-graph.png"
-    # Groups stay collapsed: the whole lineage fits one screen (expanded, the UI's minimum zoom
-    # shows only part of the 16 assets).
+    profile = tmp_path / "profile"
     cmd = [
         chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}",
-        "--virtual-time-budget=20000", "--window-size=1920,1080", f"--screenshot={out}",
-        f"{ui.url}/asset-groups",
+        "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={profile}",
+        "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
+        f"--window-size={width},{height}", "about:blank",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    log = open(tmp_path / "chromium.log", "wb")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    devtools = None
     try:
-        proc.communicate(timeout=120)
+        # Chromium picks a free port and writes it into the profile.
+        active_port = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 60
+        while not (active_port.exists() and len(active_port.read_text().splitlines()) >= 2):
+            assert proc.poll() is None, (tmp_path / "chromium.log").read_text(errors="replace")
+            assert time.monotonic() < deadline, "chromium opened no DevTools port"
+            time.sleep(0.2)
+        port = int(active_port.read_text().splitlines()[0])
+        targets = requests.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
+        [page] = [t for t in targets if t["type"] == "page"]
+        devtools = DevTools(page["webSocketDebuggerUrl"])
+        devtools("Page.enable")
+        devtools("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+        # Top-to-bottom layout: 16 expanded assets come out wide and flat, so the whole lineage
+        # fits 16:9 at a legible zoom (left-to-right it is taller than wide).
+        devtools("Page.addScriptToEvaluateOnNewDocument",
+                 source="localStorage.setItem('asset-graph-direction', JSON.stringify('vertical'))")
+        devtools("Page.navigate", url=url)
+        deadline = time.monotonic() + 90
+        while not ((state := devtools.js(GRAPH_LABELS_JS)) and state["labels"]):
+            assert time.monotonic() < deadline, "the asset graph did not render"
+            time.sleep(0.5)
+        devtools.js(MAXIMISE_GRAPH_JS)
+        # Wait until every asset and group is drawn inside the viewport and the zoom has settled.
+        deadline = time.monotonic() + 60
+        previous = None
+        while True:
+            time.sleep(0.5)
+            state = devtools.js(GRAPH_LABELS_JS)
+            missing = expected - visible_labels(state)
+            if not missing and state["transform"] == previous:
+                break
+            previous = state["transform"]
+            assert time.monotonic() < deadline, f"not in the screenshot: {sorted(missing.elements())}"
+        assert {"storage_report", "hourly_summaries", "entities"} <= set(visible_labels(state))
+        shot = devtools("Page.captureScreenshot", format="png")
+        out.write_bytes(base64.b64decode(shot["data"]))
     finally:
+        if devtools is not None:
+            devtools.close()
         stop(proc)
-    assert out.exists(), "chromium wrote no screenshot"
+        log.close()
     import matplotlib.image
 
     pixels = matplotlib.image.imread(out)
-    assert pixels.shape[:2] == (1080, 1920)
+    assert pixels.shape[:2] == (height, width)
     colours = np.unique((pixels[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)
     # A blank or error page has a handful of colours; the graph with labels and icons has hundreds.
     assert len(colours) > 200, len(colours)
