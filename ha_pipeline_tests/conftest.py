@@ -156,3 +156,17 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _STARTUP_SECONDS:
         figures = ", ".join(f"{name} {secs:.1f} s" for name, secs in _STARTUP_SECONDS.items())
         terminalreporter.write_line(f"test bed start-up: {figures}")
+
+
+@pytest.fixture
+def live_dagster_instance() -> Iterator[Any]:
+    """A live Dagster instance as the current one for the whole test.
+
+    Dagster resolves definitions against the current instance's state storage, kept in a
+    ContextVar; an instance disposed by an earlier test can leave it pointing at a dead
+    weakref ("Attempted to resolve undefined DagsterInstance weakref").
+    """
+    import dagster as dg
+
+    with dg.instance_for_test() as instance:
+        yield instance

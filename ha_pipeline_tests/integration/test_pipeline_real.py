@@ -21,7 +21,7 @@ from ha_pipeline.defs.sensors import registry_change_sensor
 from ha_pipeline_tests.testbed.homeassistant import RealHomeAssistant, start_real_ha
 from ha_pipeline_tests.testbed.influxdb import start_influxdb
 
-pytestmark = [pytest.mark.real_ha, pytest.mark.real_influx]
+pytestmark = [pytest.mark.real_ha, pytest.mark.real_influx, pytest.mark.usefixtures("live_dagster_instance")]
 
 ASSETS = [
     *inventory.ha_registries,

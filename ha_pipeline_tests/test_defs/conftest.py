@@ -22,3 +22,9 @@ def simulator_ha(simulator) -> HomeAssistantResource:
 @pytest.fixture
 def influx_v1(influxdb_server) -> InfluxDBResource:
     return InfluxDBResource(url=influxdb_server.url, api_version="1")
+
+
+@pytest.fixture(autouse=True)
+def _current_dagster_instance(live_dagster_instance):
+    """Every Dagster-layer test runs with a live current instance (see that fixture)."""
+    yield live_dagster_instance

@@ -19,10 +19,13 @@ def resources(simulator_ha, sqlite_store, influx_v1, monkeypatch):
 
 def test_snapshots_write_one_point_per_device_and_entity(resources, sqlite_store, influx_v1):
     started = datetime.now(timezone.utc) - timedelta(seconds=1)
-    result = dg.materialize(
-        [*inventory.ha_registries, inventory.discovery, snapshots.device_snapshots, snapshots.entity_snapshots],
-        resources=resources,
-    )
+    # An explicit instance: Dagster resolves definitions against the current instance's state.
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [*inventory.ha_registries, inventory.discovery, snapshots.device_snapshots, snapshots.entity_snapshots],
+            resources=resources,
+            instance=instance,
+        )
     assert result.success
     store = sqlite_store.store()
     devices, entities = store.devices(), store.entities()
