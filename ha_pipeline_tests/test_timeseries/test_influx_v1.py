@@ -187,3 +187,20 @@ def test_property_round_trip_through_server(backend: InfluxV1Backend, bucket: st
     assert back["entity_id"].tolist() == [tag]
     assert back["state_value"].tolist() == [text]
     backend.delete(bucket, M, stamp, stamp + pd.Timedelta(seconds=1), tags={"entity_id": tag})
+
+
+def test_chunked_answers_are_split_into_documents_across_any_block_boundary() -> None:
+    from ha_pipeline.timeseries.influx_v1 import _json_lines
+
+    documents = [b'{"results":[{"statement_id":0,"series":[]}]}', b'{"a":"x' + b"y" * 5000 + b'"}', b"{}"]
+    body = b"\n".join(documents) + b"\n\n"
+
+    class Blocks:
+        def __init__(self, size: int) -> None:
+            self.size = size
+
+        def iter_content(self, chunk_size: int):
+            return (body[i:i + self.size] for i in range(0, len(body), self.size))
+
+    for size in (1, 7, 4096, len(body)):
+        assert list(_json_lines(Blocks(size))) == documents
