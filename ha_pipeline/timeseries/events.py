@@ -276,6 +276,12 @@ def history_to_events(
     if not is_event.any():
         return empty_events(), rejects_out
     ev_code, ev_t = code[is_event], t[is_event]
+    # HA stamps rows in whole microseconds; float seconds carry ~0.1 µs of error, so round
+    # (truncating would store many rows 1 µs early).
+    ev_us = np.round(ev_t * 1e6).astype(np.int64)
+    # Two rows of one entity at the same instant are one point in InfluxDB (the later write
+    # wins): keep HA's later row and count the earlier, instead of a count that can never match.
+    superseded = np.r_[(ev_code[:-1] == ev_code[1:]) & (ev_us[:-1] == ev_us[1:]), False]
     attrs_arr = np.empty(len(attrs), dtype=object)
     attrs_arr[:] = attrs
 
@@ -313,7 +319,7 @@ def history_to_events(
     # Object columns on purpose: inferring pandas' string dtype costs a pass per column.
     out = pd.DataFrame(
         {
-            "time": pd.to_datetime(ev_t, unit="s", utc=True),
+            "time": pd.to_datetime(ev_us, unit="us", utc=True),
             "entity_id": _objects(ids[ev_code]),
             "domain": _objects(domains[ev_code]),
             "device_class": _objects(ev_device_class),
@@ -328,4 +334,7 @@ def history_to_events(
             "last_reset": _objects(from_attributes("last_reset", wants_reset)),
         }
     )
+    if superseded.any():
+        out = out[~superseded].reset_index(drop=True)
+        rejects_out["duplicate_time"] = int(superseded.sum())
     return out, rejects_out

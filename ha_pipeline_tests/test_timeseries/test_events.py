@@ -207,3 +207,24 @@ def test_event_count_equals_rows_kept() -> None:
     events, _ = history_to_events(history, WS, WE, {})
     assert len(events) == expected
     assert (events["duration_seconds"] >= 0).all()
+
+
+def test_times_are_whole_microseconds_as_ha_stamps_them() -> None:
+    # float epochs are never exact: 0.36174 s is stored as 0.361739999… and must not lose 1 µs
+    offsets = [0.36174, 12.000001, 1799.999999, 3599.7]
+    events, _ = history_to_events({"sensor.t": [{"s": str(i), "lu": S + o} for i, o in enumerate(offsets)]}, WS, WE, {})
+    micros = [(t - WS) // timedelta(microseconds=1) for t in events["time"]]
+    assert micros == [round(o * 1e6) for o in offsets]
+
+
+def test_two_rows_at_one_instant_keep_has_later_row_and_are_counted() -> None:
+    history = {
+        "sensor.a": [_row("1", 10), _row("2", 20), _row("3", 20), _row("4", 30)],
+        "sensor.b": [_row("x", 20)],
+    }
+    events, rejects = history_to_events(history, WS, WE, {})
+    assert rejects == {"duplicate_time": 1}
+    a = events[events["entity_id"] == "sensor.a"]
+    assert list(a["state_value"]) == ["1", "3", "4"]
+    assert not events.duplicated(["entity_id", "time"]).any()
+    assert len(events) == 4
