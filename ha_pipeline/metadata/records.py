@@ -178,16 +178,14 @@ def _validate(table: str, items: Iterable[Any], snap: Snapshot) -> tuple[list[st
                 keep.append(rec)
                 ids.append(rid)
     if table == "entities":
-        bad_ids = [i for i, ok in enumerate(map(VALID_ENTITY_ID.match, ids)) if ok is None]
-        if bad_ids:
-            drop = set(bad_ids)
-            for i in bad_ids:
-                rejects.append(
+        # HA itself never makes such ids, but SQL can hold any text: keep the record (nothing is
+        # lost) and say so, rather than dropping an entity a newer HA might allow.
+        for i, ok in enumerate(map(VALID_ENTITY_ID.match, ids)):
+            if ok is None:
+                snap.warnings.append(
                     Issue(table, ids[i][:MAX_ID_LENGTH], pk_field,
-                          "not a valid entity id: HA ids are domain.object_id in lowercase a-z, 0-9 and _")
+                          "stored, but not a valid HA entity id (domain.object_id in lowercase a-z, 0-9 and _)")
                 )
-            keep = [r for i, r in enumerate(keep) if i not in drop]
-            ids = [r for i, r in enumerate(ids) if i not in drop]
 
     keys = [key for _, key, _ in spec if key]
     try:
