@@ -314,7 +314,9 @@ class TimeseriesBackend(ABC):
                         break
                     body = prepared.body(start, stop)  # built while earlier batches are in flight
                     pending.append(pool.submit(self._send_batch, bucket, body, precision, stop - start))
-                    while len(pending) >= self.max_in_flight:
+                    # one body more than the pool runs waits queued, so a freed connection never
+                    # idles while the next body is being built
+                    while len(pending) > self.max_in_flight:
                         settle(pending.popleft())
             while pending:
                 settle(pending.popleft())
