@@ -4,7 +4,7 @@ A simulated home of ~2,000 entities (``ha_pipeline.simulator``, in its own proce
 is generated with an event rate that makes one UTC day hold ``--rows`` fetched history rows.
 The benchmark drives the same plain functions the Dagster assets chain
 (``ha_pipeline/defs/assets/history.py``: ``_fetch_hour``, ``history_to_events``, ``_replace_hour``,
-``_verify_hour``, ``start_states``, ``hourly_summaries``, ``_write_summaries``, ``daily_from_hourly``),
+``_verify_hour``, ``LastStates``/``hour_start_states``, ``hourly_summaries``, ``_write_summaries``, ``daily_from_hourly``),
 hour by hour as a 24-partition backfill run does, and prints one table of figures vs the targets
 of issue 5:
 
@@ -57,7 +57,7 @@ from ha_pipeline.timeseries.rollups import SUMMARY_COLUMNS, daily_from_hourly, h
 from ha_pipeline_tests.testbed.influxdb import start_influxdb  # noqa: E402
 from ha_pipeline_tests.testbed.process import ServerProcess, free_port  # noqa: E402
 
-# The asset module is the only home of the per-hour helpers and of `start_states` (the state in
+# The asset module is the only home of the per-hour helpers and of the start states (the state in
 # force at an hour's start): importing it (and so dagster) is what makes this the real path.
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -68,8 +68,9 @@ with warnings.catch_warnings():
         _fetch_hour,
         _replace_hour,
         _verify_hour,
+        LastStates,
         _write_summaries,
-        start_states,
+        hour_start_states,
     )
 
 TOKEN = "history-benchmark-token"
@@ -439,11 +440,12 @@ def main() -> None:
                 if rows.empty:
                     rows = empty_events()
                 written = entity_hours = 0
+                t, last = clock(lambda: LastStates(rows))
+                roll["hourly compute"] += t
                 for start, end in hours:
                     def compute(s: datetime = start, e: datetime = end) -> pd.DataFrame:
                         in_hour = rows[(rows["time"] >= s) & (rows["time"] < e)]
-                        before = rows[(rows["time"] >= s - lookback) & (rows["time"] < s)]
-                        return hourly_summaries(in_hour, s, e, start_states=start_states(before, in_hour),
+                        return hourly_summaries(in_hour, s, e, start_states=hour_start_states(last, in_hour, s, lookback),
                                                 entity_meta=entity_meta)
                     t, frame = clock(compute)
                     roll["hourly compute"] += t

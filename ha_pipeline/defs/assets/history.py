@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from fnmatch import fnmatchcase
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from ha_pipeline.defs.partitions import daily_partitions, hourly_partitions
@@ -249,26 +250,63 @@ def events(
     )
 
 
-def start_states(before: pd.DataFrame, in_window: pd.DataFrame) -> dict[str, StartState]:
-    """The state in force at a window start per entity: the last stored event before it, else
-    the first event's `previous_state` (for states older than the lookback)."""
-    states = start_states_from_events(in_window)
-    if before.empty:
+class LastStates:
+    """Per-row facts of an event frame, computed once, so the state in force at each hour's
+    start is found by binary search over the lookback instead of re-grouping it every hour."""
+
+    def __init__(self, rows: pd.DataFrame) -> None:
+        rows = rows.sort_values("time", kind="stable").reset_index(drop=True)
+        self._time = rows["time"]
+        self._codes, self._ids = pd.factorize(rows["entity_id"])
+        self._states = rows["state_value"].to_numpy(dtype=object)
+        self._has_state = rows["state_value"].notna().to_numpy() & (self._codes >= 0)
+        self._numbers = parse_numbers(rows["state_value"]).to_numpy()
+        self._has_number = ~np.isnan(self._numbers) & (self._codes >= 0)
+        resets = rows["last_reset"] if "last_reset" in rows.columns else pd.Series(None, index=rows.index, dtype=object)
+        self._resets = resets.to_numpy(dtype=object)
+        self._has_reset = resets.notna().to_numpy() & (self._codes >= 0)
+
+    def at(self, since: datetime | None = None, until: datetime | None = None) -> dict[str, StartState]:
+        """Per entity, its last state, last number and last `last_reset` in [since, until)."""
+        lo = 0 if since is None else int(self._time.searchsorted(pd.Timestamp(since), side="left"))
+        hi = len(self._time) if until is None else int(self._time.searchsorted(pd.Timestamp(until), side="left"))
+        last_state, last_number, last_reset = (
+            self._last_index(mask, lo, hi) for mask in (self._has_state, self._has_number, self._has_reset)
+        )
+        states: dict[str, StartState] = {}
+        for code, i in last_state.items():
+            j, k = last_number.get(code), last_reset.get(code)
+            states[self._ids[code]] = {
+                "state": self._states[i],
+                "last_numeric": None if j is None else float(self._numbers[j]),
+                "last_reset": None if k is None else self._resets[k],
+            }
         return states
-    before = before.sort_values("time", kind="stable")
-    numbers = before.assign(number=parse_numbers(before["state_value"])).groupby("entity_id")["number"].last()
-    if "last_reset" in before.columns:
-        resets = before.groupby("entity_id")["last_reset"].last()
-    else:
-        resets = pd.Series(dtype=object)
-    last = before.groupby("entity_id", sort=False)["state_value"].last()
-    for entity_id, state in last.items():
-        number, reset = numbers.get(entity_id), resets.get(entity_id)
-        states[entity_id] = {
-            "state": state,
-            "last_numeric": None if pd.isna(number) else float(number),
-            "last_reset": None if pd.isna(reset) else reset,
-        }
+
+    def _last_index(self, mask: np.ndarray, lo: int, hi: int) -> dict[int, int]:
+        """Entity code -> index of its last row in [lo, hi) where `mask` holds."""
+        idx = lo + np.flatnonzero(mask[lo:hi])
+        if not len(idx):
+            return {}
+        newest_first = idx[::-1]
+        codes, first = np.unique(self._codes[newest_first], return_index=True)
+        return dict(zip(codes.tolist(), newest_first[first].tolist()))
+
+
+def hour_start_states(last: LastStates, in_hour: pd.DataFrame, start: datetime,
+                      lookback: timedelta) -> dict[str, StartState]:
+    """The state in force at an hour's start per entity: the last stored event in the lookback,
+    else the first event's `previous_state` (for states older than the lookback)."""
+    states = start_states_from_events(in_hour)
+    states.update(last.at(start - lookback, start))
+    return states
+
+
+def start_states(before: pd.DataFrame, in_window: pd.DataFrame) -> dict[str, StartState]:
+    """`hour_start_states` over a `before` frame that is exactly the lookback."""
+    states = start_states_from_events(in_window)
+    if not before.empty:
+        states.update(LastStates(before).at())
     return states
 
 
@@ -321,11 +359,12 @@ def hourly_summaries_asset(
 
     written = 0
     summaries = []
+    last = LastStates(rows)
     for start, end in hours(window):
         in_hour = rows[(rows["time"] >= start) & (rows["time"] < end)]
-        before = rows[(rows["time"] >= start - lookback) & (rows["time"] < start)]
         frame = hourly_summaries(
-            in_hour, start, end, start_states=start_states(before, in_hour), entity_meta=entity_meta
+            in_hour, start, end, start_states=hour_start_states(last, in_hour, start, lookback),
+            entity_meta=entity_meta,
         )
         written += _write_summaries(backend, spec, frame, start, end)
         summaries.append(frame)
