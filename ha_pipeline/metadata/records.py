@@ -9,8 +9,11 @@ because a large home has 100k entities and this runs on every discovery.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import operator
+import pickle
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -352,3 +355,24 @@ def normalise(
     }
     snap.links = links
     return snap
+
+
+def fingerprint(table: str, snap: Snapshot) -> str:
+    """A stable digest of what ``snap`` holds for ``table``, independent of HA's list order.
+
+    Covers the stored columns (and their layout), the device links and the ids that were
+    rejected (those are left as stored rather than marked removed), so two snapshots with
+    the same fingerprint make ``sync`` write the same rows. The rows are serialised by the C
+    pickler in fast mode, which writes every value out in full (no memo of shared objects),
+    so equal values give equal bytes whichever objects hold them.
+    """
+    rows = snap.rows[table]
+    ids = sorted(rows)
+    extra: tuple = (table, COLUMNS[table], sorted(snap.rejected_ids[table]))
+    if table == "devices":
+        extra += (sorted(snap.links.items()),)
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=5)
+    pickler.fast = True
+    pickler.dump((extra, [rows[i] for i in ids]))  # each row starts with its id
+    return hashlib.blake2b(buffer.getbuffer(), digest_size=20).hexdigest()

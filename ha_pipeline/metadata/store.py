@@ -181,11 +181,11 @@ class MetadataStore:
 
     # -- sync ---------------------------------------------------------------------------
 
-    def sync(self, rows: Mapping[str, Any], now: datetime | None = None) -> SyncResult:
+    def sync(self, rows: Mapping[str, Any], now: datetime | None = None, *, full_compare: bool = False) -> SyncResult:
         """Make the stored inventory equal ``rows`` (``RegistrySnapshot.as_rows()``) in one transaction."""
         self._ready()
         with _gc_paused(), self._write() as conn:
-            return sync_snapshot(conn, rows, _now(now))
+            return sync_snapshot(conn, rows, _now(now), full_compare=full_compare)
 
     # -- queries ------------------------------------------------------------------------
 

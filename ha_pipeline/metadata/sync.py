@@ -7,11 +7,27 @@ and every write is an executemany, so a 100k-entity home syncs in seconds and an
 snapshot writes nothing at all: ``last_seen`` is the time of the last sync that wrote the
 row (added, changed or revived), not of every sync that saw it; a row with a null
 ``removed_at`` is by definition in the latest snapshot.
+
+Quick check: ``sync_state`` keeps, per table, the fingerprint of the last snapshot synced
+into it (``records.fingerprint``) and a signature of the stored rows right after (row and
+removed counts, newest first_seen/last_seen/removed_at). When both still match, the table
+already holds what this snapshot would write and its rows are not read or compared. Rows
+added, deleted or marked removed behind the store's back change the signature; a column
+edited by hand does not, so ``full_compare=True`` compares every row whatever the state says
+(like rsync's ``--checksum``).
+
+An ``added`` change row names the new record (its id, plus name, model, platform, device and
+area: ``ADDED_COLUMNS``); the full record is its row in the table, and every later change
+keeps the old values, so nothing is lost. It is written by the database itself from the
+rows just inserted (``INSERT ... SELECT``), which keeps a first sync of 100k entities from
+serialising every record twice. ``removed`` rows keep the whole record: a removed row may
+be pruned later.
 """
 
 from __future__ import annotations
 
 import json
+import operator
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,6 +39,7 @@ import sqlalchemy as sa
 from . import tables as t
 from .errors import InvalidSnapshotError
 from .records import COLUMNS, JSON_COLUMNS, Snapshot, normalise
+from .records import fingerprint as snapshot_fingerprint
 
 TABLES: tuple[str, ...] = ("areas", "config_entries", "devices", "entities")
 
@@ -40,6 +57,15 @@ _KIND_OF_COLUMN: dict[str, dict[str, str]] = {
     },
 }
 CHANGE_TYPES = ("added", "removed", "renamed", "area_changed", "disabled", "enabled", "updated")
+
+#: What an ``added`` change row carries (non-null ones only), besides the id in ``object_id``;
+#: added devices also carry their ``config_entries``.
+ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "areas": ("name",),
+    "config_entries": ("domain", "title"),
+    "devices": ("name", "name_by_user", "manufacturer", "model", "area_id", "via_device_id"),
+    "entities": ("name", "original_name", "platform", "device_id", "area_id"),
+}
 
 
 @dataclass
@@ -60,6 +86,8 @@ class SyncResult:
     rejects: list[dict[str, Any]] = field(default_factory=list)
     #: Records stored with a dangling reference nulled: same shape as rejects.
     warnings: list[dict[str, Any]] = field(default_factory=list)
+    #: Tables the quick check found already in sync (rows not read or compared).
+    quick_checked: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line for logs: per-table added/changed/removed/revived, rejects, warnings."""
@@ -82,20 +110,52 @@ def _fetch(conn: sa.Connection, sql: str) -> list[tuple]:
         cur.close()
 
 
-def _load(conn: sa.Connection) -> tuple[dict[str, dict[str, tuple[tuple, Any]]], dict[str, tuple[str, ...]]]:
-    """Every stored inventory row as ``{id: (column tuple, removed_at)}``, plus device links.
+def _load_references(conn: sa.Connection) -> tuple[dict[str, set[str]], dict[str, Any]]:
+    """Ids of every stored area, config entry and device (removed ones included: they stay as
+    foreign-key targets), and each stored device's area: what ``normalise`` resolves against."""
+    ids = {
+        "areas": {r[0] for r in _fetch(conn, "SELECT area_id FROM areas")},
+        "config_entries": {r[0] for r in _fetch(conn, "SELECT entry_id FROM config_entries")},
+    }
+    device_areas = dict(_fetch(conn, "SELECT device_id, area_id FROM devices"))
+    ids["devices"] = set(device_areas)
+    return ids, device_areas
+
+
+def _load(conn: sa.Connection, table: str) -> tuple[dict[str, tuple[tuple, Any]], dict[str, tuple[str, ...]]]:
+    """Every stored row of ``table`` as ``{id: (column tuple, removed_at)}``, plus device links.
 
     Read as raw driver tuples: SQLAlchemy's per-row result wrapping would dominate an
     unchanged re-sync. SQLite hands booleans back as 0/1, which compare equal to False/True.
     """
-    stored: dict[str, dict[str, tuple[tuple, Any]]] = {}
-    for table in TABLES:
-        rows = _fetch(conn, f"SELECT removed_at, {', '.join(COLUMNS[table])} FROM {t.INVENTORY[table][0].name}")
-        stored[table] = {r[1]: (r[1:], r[0]) for r in rows}
+    rows = _fetch(conn, f"SELECT removed_at, {', '.join(COLUMNS[table])} FROM {t.INVENTORY[table][0].name}")
+    stored = {r[1]: (r[1:], r[0]) for r in rows}
     links: dict[str, list[str]] = defaultdict(list)
-    for did, eid in _fetch(conn, "SELECT device_id, entry_id FROM device_config_entries"):
-        links[did].append(eid)
+    if table == "devices":
+        for did, eid in _fetch(conn, "SELECT device_id, entry_id FROM device_config_entries"):
+            links[did].append(eid)
     return stored, {d: tuple(sorted(e)) for d, e in links.items()}
+
+
+def _signature(conn: sa.Connection, table: str) -> str:
+    """Row and removed counts and newest timestamps of ``table``: what any insert, delete,
+    removal or revival changes (in-place edits of other columns excepted)."""
+    links = "(SELECT count(*) FROM device_config_entries)" if table == "devices" else "0"
+    row = _fetch(
+        conn,
+        f"SELECT count(*), count(removed_at), max(first_seen), max(last_seen), max(removed_at), {links} "
+        f"FROM {t.INVENTORY[table][0].name}",
+    )[0]
+    return json.dumps([None if v is None else str(v) for v in row])
+
+
+def _current_rows(signature: str) -> int:
+    rows, removed = json.loads(signature)[:2]
+    return int(rows) - int(removed)
+
+
+def _load_state(conn: sa.Connection) -> dict[str, tuple[str, str]]:
+    return {r[0]: (r[1], r[2]) for r in _fetch(conn, "SELECT table_name, fingerprint, signature FROM sync_state")}
 
 
 def _change(now: datetime, table: str, oid: str, kind: str, old: dict | None, new: dict | None) -> dict[str, Any]:
@@ -205,6 +265,46 @@ class _Bulk:
             self.conn.execute(stmt, [dict(zip(params, r)) for r in rows])
         self.written += len(rows)
 
+    def next_rowid(self, tbl: sa.Table) -> int:
+        """SQLite: rows inserted from now on get rowids above this (used by ``log_added``)."""
+        if not self.sqlite:
+            return 0
+        return self.conn.exec_driver_sql(f"SELECT coalesce(max(rowid), 0) FROM {tbl.name}").scalar_one()
+
+    def log_added(self, table: str, ts: Any, ids: list[str], after_rowid: int) -> None:
+        """One ``added`` row in ``registry_changes`` per id just inserted into ``table``, its
+        payload (``ADDED_COLUMNS``, nulls left out) built by the database from the stored row."""
+        if not ids:
+            return
+        tbl, pk = t.INVENTORY[table]
+        cols = ADDED_COLUMNS[table]
+        if self.sqlite:
+            pairs = [f"'{c}', {c}" for c in cols]
+            if table == "devices":
+                pairs.append(
+                    "'config_entries', json((SELECT json_group_array(entry_id) FROM (SELECT entry_id "
+                    "FROM device_config_entries l WHERE l.device_id = devices.device_id ORDER BY entry_id)))"
+                )
+            payload = f"json_patch('{{}}', json_object({', '.join(pairs)}))"
+            where, params = "rowid > ? ORDER BY rowid", (ts, after_rowid)
+            marks = "?"
+        else:
+            pairs = [f"'{c}', {c}" for c in cols]
+            if table == "devices":
+                pairs.append(
+                    "'config_entries', (SELECT coalesce(json_agg(entry_id ORDER BY entry_id), '[]'::json) "
+                    "FROM device_config_entries l WHERE l.device_id = devices.device_id)"
+                )
+            payload = f"json_strip_nulls(json_build_object({', '.join(pairs)}))::text"
+            where, params = f"{pk} = ANY(%(ids)s) ORDER BY {pk}", {"ts": ts, "ids": ids}
+            marks = "%(ts)s"
+        self.conn.exec_driver_sql(
+            f"INSERT INTO registry_changes ({', '.join(_CHANGE_COLUMNS)}) "
+            f"SELECT {marks}, '{table}', {pk}, 'added', NULL, {payload} FROM {tbl.name} WHERE {where}",
+            params,
+        )
+        self.written += len(ids)
+
     def delete(self, tbl: sa.Table, keys: tuple[str, ...], rows: list[tuple]) -> None:
         if not rows:
             return
@@ -221,41 +321,65 @@ _SEEN = ("first_seen", "last_seen", "removed_at")
 _CHANGE_COLUMNS = ("changed_at", "table_name", "object_id", "change_type", "old_values", "new_values")
 
 
-def sync_snapshot(conn: sa.Connection, rows: Mapping[str, Any], now: datetime) -> SyncResult:
-    """Bring the stored inventory in line with ``rows`` inside the caller's transaction."""
+def _added_payload(table: str, values: tuple, links: tuple[str, ...] | None) -> dict[str, Any]:
+    """Python's copy of what ``_Bulk.log_added`` stores for one added record."""
+    out = {c: v for c, v in zip(ADDED_COLUMNS[table], _ADDED_GET[table](values)) if v is not None}
+    if links is not None:
+        out["config_entries"] = list(links)
+    return out
+
+
+def _tuple_getter(indexes: list[int]) -> Any:
+    """``operator.itemgetter`` that returns a tuple even for one index."""
+    if len(indexes) == 1:
+        return lambda values, i=indexes[0]: (values[i],)
+    return operator.itemgetter(*indexes)
+
+
+_ADDED_GET = {table: _tuple_getter([COLUMNS[table].index(c) for c in cols]) for table, cols in ADDED_COLUMNS.items()}
+
+
+def sync_snapshot(
+    conn: sa.Connection, rows: Mapping[str, Any], now: datetime, *, full_compare: bool = False
+) -> SyncResult:
+    """Bring the stored inventory in line with ``rows`` inside the caller's transaction.
+
+    ``full_compare`` compares every stored row even where the quick check (module docstring)
+    says the table is already in sync.
+    """
     _check_shape(rows)
-    stored, stored_links = _load(conn)
-    area_i = COLUMNS["devices"].index("area_id")
-    snap: Snapshot = normalise(
-        rows,
-        {table: set(stored[table]) for table in TABLES},
-        {did: v[0][area_i] for did, v in stored["devices"].items()},
-    )
+    stored_ids, stored_device_areas = _load_references(conn)
+    snap: Snapshot = normalise(rows, stored_ids, stored_device_areas)
     result = SyncResult(synced_at=now)
     result.rejects = [i.as_dict() for i in snap.rejects]
     result.warnings = [i.as_dict() for i in snap.warnings]
+    state = _load_state(conn)
     bulk = _Bulk(conn)
     ts = bulk.timestamp(now)
-    changes: list[dict[str, Any]] = []
-    link_inserts: list[tuple[str, str]] = []
-    link_deletes: list[tuple[str, str]] = []
+    changes: list[dict[str, Any]] = []  # every change but "added", written last
+    new_state: dict[str, tuple[str, str]] = {}
 
     for table in TABLES:
         tbl, pk = t.INVENTORY[table]
+        fingerprint = snapshot_fingerprint(table, snap)
+        signature = _signature(conn, table)
+        if not full_compare and state.get(table) == (fingerprint, signature):
+            result.quick_checked.append(table)
+            result.unchanged[table] = _current_rows(signature)
+            continue
+        written_before = bulk.written
+        old_rows, stored_links = _load(conn, table)
         cols = COLUMNS[table]
         new_rows = snap.rows[table]
-        old_rows = stored[table]
         is_devices = table == "devices"
+        link_inserts: list[tuple[str, str]] = []
+        link_deletes: list[tuple[str, str]] = []
 
         # New ids in key order: appending to the table's B-tree is cheaper than splitting pages.
         added = sorted(new_rows.keys() - old_rows.keys())
         inserts = [new_rows[oid] + (ts, ts, None) for oid in added]
-        for oid in added:
-            payload = _non_null(table, new_rows[oid])
-            if is_devices:
-                payload["config_entries"] = list(snap.links.get(oid, ()))
-                link_inserts += [(oid, e) for e in snap.links.get(oid, ())]
-            changes.append(_change(now, table, oid, "added", None, payload))
+        if is_devices:
+            link_inserts += [(oid, e) for oid in added for e in snap.links.get(oid, ())]
         result.added[table] = len(added)
 
         updates: list[tuple] = []
@@ -301,6 +425,7 @@ def sync_snapshot(conn: sa.Connection, rows: Mapping[str, Any], now: datetime) -
                 changes.append(_change(now, table, oid, "removed", _non_null(table, old_values), None))
                 result.removed[table] += 1
 
+        after_rowid = bulk.next_rowid(tbl) if added else 0
         bulk.insert(tbl, cols + _SEEN, inserts)
         bulk.update(tbl, cols[1:] + ("last_seen", "removed_at"), (pk,), updates)
         bulk.update(tbl, ("removed_at",), (pk,), removals)
@@ -309,6 +434,24 @@ def sync_snapshot(conn: sa.Connection, rows: Mapping[str, Any], now: datetime) -
             lt = t.device_config_entries
             bulk.delete(lt, ("device_id", "entry_id"), link_deletes)
             bulk.insert(lt, ("device_id", "entry_id"), link_inserts)
+        bulk.log_added(table, ts, added, after_rowid)
+        if is_devices:
+            result.changes += [
+                _change(now, table, oid, "added", None, _added_payload(table, new_rows[oid], snap.links.get(oid, ())))
+                for oid in added
+            ]
+        else:  # the bulk of a first sync: inlined
+            names, get = ADDED_COLUMNS[table], _ADDED_GET[table]
+            result.changes += [
+                {"changed_at": now, "table_name": table, "object_id": oid, "change_type": "added",
+                 "old_values": None,
+                 "new_values": {c: v for c, v in zip(names, get(new_rows[oid])) if v is not None}}
+                for oid in added
+            ]
+        if bulk.written != written_before:
+            signature = _signature(conn, table)
+        if state.get(table) != (fingerprint, signature):
+            new_state[table] = (fingerprint, signature)
 
     bulk.insert(
         t.registry_changes,
@@ -318,8 +461,15 @@ def sync_snapshot(conn: sa.Connection, rows: Mapping[str, Any], now: datetime) -
             for c in changes
         ],
     )
-    result.changes = changes
+    result.changes += changes
     result.rows_written = bulk.written
+    if new_state:
+        # Bookkeeping, not inventory: not counted in rows_written.
+        conn.execute(t.sync_state.delete().where(t.sync_state.c.table_name.in_(list(new_state))))
+        conn.execute(
+            t.sync_state.insert(),
+            [{"table_name": k, "fingerprint": f, "signature": g, "synced_at": now} for k, (f, g) in new_state.items()],
+        )
     return result
 
 

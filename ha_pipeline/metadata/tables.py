@@ -131,6 +131,18 @@ storage_reports = sa.Table(
     sa.Column("report", sa.Text, nullable=False),
 )
 
+# Per inventory table, the fingerprint of the last snapshot synced into it and a signature of
+# the stored rows at that moment (row counts and newest timestamps): when both still match,
+# a re-sync of the same snapshot has nothing to compare (``sync.py``).
+sync_state = sa.Table(
+    "sync_state",
+    metadata,
+    sa.Column("table_name", sa.String(32), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("signature", sa.Text, nullable=False),
+    sa.Column("synced_at", TS, nullable=False),
+)
+
 #: Inventory tables in FK-safe insert order, with their primary key column.
 INVENTORY: dict[str, tuple[sa.Table, str]] = {
     "areas": (areas, "area_id"),

@@ -79,3 +79,37 @@ def test_row_count_check_fails_when_the_store_drifts_from_ha(simulator_ha, sqlit
         evaluations = _evaluations(result)
         assert not evaluations[("sqlite/devices", "row_count_matches_ha")].passed
         assert evaluations[("sqlite/areas", "row_count_matches_ha")].passed
+
+
+def test_the_daily_discovery_compares_every_row_and_heals_hand_edits(simulator_ha, sqlite_store):
+    from datetime import datetime, timezone
+
+    from ha_pipeline.definitions import defs
+
+    schedule = defs.get_repository_def().get_schedule_def("discovery_schedule")
+    with dg.instance_for_test() as instance:
+        [request] = schedule.evaluate_tick(
+            dg.build_schedule_context(instance=instance,
+                                      scheduled_execution_time=datetime(2026, 3, 1, 3, 15, tzinfo=timezone.utc))
+        ).run_requests
+        _discover(simulator_ha, sqlite_store, instance)
+        store = sqlite_store.store()
+        device_id = min(d["device_id"] for d in store.devices())
+        true_name = store.device(device_id)["name"]
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE devices SET name = 'edited by hand' WHERE device_id = ?", (device_id,))
+
+        # A sensor-triggered run (default config) trusts the quick check ...
+        quick = _discover(simulator_ha, sqlite_store, instance)
+        assert _metadata(quick, "sqlite/devices")["quick_checked"] is True
+        assert store.device(device_id)["name"] == "edited by hand"
+        # ... the scheduled run compares every row and puts the name back.
+        full = dg.materialize(
+            [*inventory.ha_registries, inventory.discovery],
+            resources={"ha": simulator_ha, "metadata_store": sqlite_store},
+            instance=instance,
+            run_config=request.run_config,
+        )
+    assert _metadata(full, "sqlite/devices")["quick_checked"] is False
+    assert _metadata(full, "sqlite/devices")["changed"] == 1
+    assert store.device(device_id)["name"] == true_name

@@ -103,6 +103,14 @@ def _rejects_sentence(rejects: list[dict]) -> str:
     )
 
 
+class DiscoveryConfig(dg.Config):
+    """Run configuration of `discovery`."""
+
+    #: Compare every stored row even where the quick check says a table already matches HA's
+    #: last snapshot (heals columns edited by hand in the SQL tables).
+    full_compare: bool = False
+
+
 @dg.multi_asset(
     name="discovery",
     specs=inventory_specs,
@@ -111,17 +119,20 @@ def _rejects_sentence(rejects: list[dict]) -> str:
 )
 def discovery(
     context: dg.AssetExecutionContext,
+    config: DiscoveryConfig,
     ha: HomeAssistantResource,
     metadata_store: MetadataStoreResource,
 ):
     """Lists HA's areas, devices, entities and config entries over the WebSocket API and syncs
     them into the SQL inventory in one transaction: new rows are inserted, changed rows updated,
     rows HA no longer has are marked removed, and every difference is written to
-    `registry_changes`. Invalid records are skipped and counted with their reasons."""
+    `registry_changes`. Invalid records are skipped and counted with their reasons. A table
+    whose snapshot matches the last one synced into it is not re-compared row by row
+    (`quick_checked`), unless `full_compare` is set."""
     with ha.client() as client:
         snapshot = client.registry_snapshot()
     store = metadata_store.store()
-    result = store.sync(snapshot.as_rows(), now=snapshot.fetched_at)
+    result = store.sync(snapshot.as_rows(), now=snapshot.fetched_at, full_compare=config.full_compare)
     stored = store.counts()
     # Records HA sent that failed validation, and records the store could not take.
     rejects = [
@@ -146,6 +157,7 @@ def discovery(
                 "removed": dg.MetadataValue.int(result.removed[table]),
                 "changed": dg.MetadataValue.int(result.changed[table]),
                 "revived": dg.MetadataValue.int(result.revived[table]),
+                "quick_checked": dg.MetadataValue.bool(table in result.quick_checked),
                 "fetched_at": dg.MetadataValue.timestamp(snapshot.fetched_at),
             },
         )
