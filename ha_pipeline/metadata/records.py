@@ -126,11 +126,16 @@ class Snapshot:
     rejected_ids: dict[str, set[str]] = field(default_factory=lambda: {t: set() for t in _SPECS})
 
 
+# Built once: json.dumps with options builds a new encoder on every call.
+_SORT_KEY = json.JSONEncoder(sort_keys=True).encode
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
 def canonical_json(value: Any) -> str:
     """Compact JSON with list items in a stable order (HA keeps these as sets)."""
-    if isinstance(value, list):
-        value = sorted(value, key=lambda item: json.dumps(item, sort_keys=True))
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if isinstance(value, list) and len(value) > 1:
+        value = sorted(value, key=_SORT_KEY)
+    return _CANONICAL(value)
 
 
 def _storable(text: str) -> bool:

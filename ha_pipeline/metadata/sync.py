@@ -26,10 +26,11 @@ be pruned later.
 
 from __future__ import annotations
 
+import bisect
 import json
 import operator
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -68,6 +69,68 @@ ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
+class ChangeList(Sequence):
+    """The ``registry_changes`` rows of one sync, in the order written, as dicts.
+
+    Behaves as a read-only list. The ``added`` rows of a table (100k on a first sync) are
+    kept as their ids and built into dicts only when looked at: the Dagster asset reads the
+    count and a preview, and building them all would cost more than writing them.
+    """
+
+    def __init__(self) -> None:
+        self._segments: list[list[dict[str, Any]] | _AddedRows] = []
+        self._ends: list[int] = []  # cumulative length after each segment
+
+    def _append(self, segment: list[dict[str, Any]] | _AddedRows) -> None:
+        if len(segment):
+            self._segments.append(segment)
+            self._ends.append((self._ends[-1] if self._ends else 0) + len(segment))
+
+    def __len__(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("change index out of range")
+        k = bisect.bisect_right(self._ends, index)
+        return self._segments[k][index - (self._ends[k - 1] if k else 0)]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for segment in self._segments:
+            yield from segment
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (list, tuple, ChangeList)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"ChangeList({len(self)} changes)"
+
+
+class _AddedRows:
+    """The ``added`` rows of one table, built on access (see ``ChangeList``)."""
+
+    def __init__(self, table: str, ids: list[str], rows: Mapping[str, tuple], links: Mapping[str, tuple] | None,
+                 now: datetime) -> None:
+        self.table, self.ids, self.rows, self.links, self.now = table, ids, rows, links, now
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        oid = self.ids[i]
+        links = None if self.links is None else self.links.get(oid, ())
+        return _change(self.now, self.table, oid, "added", None, _added_payload(self.table, self.rows[oid], links))
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (self[i] for i in range(len(self.ids)))
+
+
 @dataclass
 class SyncResult:
     """What one ``sync`` did. Count dicts are keyed by table name."""
@@ -78,8 +141,8 @@ class SyncResult:
     changed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
     revived: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
     unchanged: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
-    #: The ``registry_changes`` rows written, old/new values decoded to dicts.
-    changes: list[dict[str, Any]] = field(default_factory=list)
+    #: The ``registry_changes`` rows written, old/new values decoded to dicts (a read-only list).
+    changes: ChangeList = field(default_factory=ChangeList)
     #: Rows inserted, updated or deleted in any table (0 for an unchanged snapshot).
     rows_written: int = 0
     #: Records not stored: ``{kind, record_id, field, reason}``.
@@ -435,19 +498,7 @@ def sync_snapshot(
             bulk.delete(lt, ("device_id", "entry_id"), link_deletes)
             bulk.insert(lt, ("device_id", "entry_id"), link_inserts)
         bulk.log_added(table, ts, added, after_rowid)
-        if is_devices:
-            result.changes += [
-                _change(now, table, oid, "added", None, _added_payload(table, new_rows[oid], snap.links.get(oid, ())))
-                for oid in added
-            ]
-        else:  # the bulk of a first sync: inlined
-            names, get = ADDED_COLUMNS[table], _ADDED_GET[table]
-            result.changes += [
-                {"changed_at": now, "table_name": table, "object_id": oid, "change_type": "added",
-                 "old_values": None,
-                 "new_values": {c: v for c, v in zip(names, get(new_rows[oid])) if v is not None}}
-                for oid in added
-            ]
+        result.changes._append(_AddedRows(table, added, new_rows, snap.links if is_devices else None, now))
         if bulk.written != written_before:
             signature = _signature(conn, table)
         if state.get(table) != (fingerprint, signature):
@@ -461,7 +512,7 @@ def sync_snapshot(
             for c in changes
         ],
     )
-    result.changes += changes
+    result.changes._append(changes)
     result.rows_written = bulk.written
     if new_state:
         # Bookkeeping, not inventory: not counted in rows_written.

@@ -57,6 +57,11 @@ def test_added_rows_name_the_record_and_match_what_is_stored(store: MetadataStor
         "original_name": "Value", "platform": "peer_home", "device_id": "therm", "area_id": "kitchen",
     }
     assert returned[("areas", "hall", "added")]["new_values"] == {"name": "Hall"}
+    # The added rows are built on access: indexing, slicing and iterating agree.
+    every = list(result.changes)
+    assert len(result.changes) == 13 and result.changes == every and result.changes != every[:-1]
+    assert [result.changes[i] for i in range(-13, 13)] == every + every
+    assert result.changes[4:9] == every[4:9] and result.changes[::-3] == every[::-3]
 
 
 def test_an_unchanged_resync_reads_no_rows(store: MetadataStore, home: Rows) -> None:
