@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PYTEST_ARGS ?=
 
-.PHONY: venv system-deps ha-venv test demo ui clean
+.PHONY: venv system-deps ha-venv test screenshot demo ui clean
 
 ## venv: project venv .venv with ha_pipeline (editable) and the test extras
 venv: $(VENV)/.installed
@@ -27,6 +27,10 @@ ha-venv:
 ## test: everything the tests need, then the whole test suite
 test: venv system-deps ha-venv
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+## screenshot: refresh docs/asset-graph.png from the UI test (a plain test run leaves docs/ alone)
+screenshot: venv system-deps ha-venv
+	HA_PIPELINE_REFRESH_SCREENSHOT=1 $(VENV)/bin/pytest ha_pipeline_tests/integration/test_ui.py -k screenshot
 
 ## demo: simulated home + local InfluxDB, run the jobs, print a summary
 demo: venv system-deps
