@@ -129,6 +129,19 @@ def _budget_bytes() -> int | None:
     return int(float(gb) * sr.GIB) if gb else None
 
 
+def _last_day(bucket_key: str, now: datetime) -> tuple[datetime, datetime]:
+    """The 24 hours whose points make a bucket's points per day. Summaries are stamped at the
+    start of their hour or day, so theirs ends at the last complete hour or UTC day: a daily
+    row written at 00:30 is stamped at yesterday's midnight, outside the plain last 24 hours."""
+    if bucket_key == "events_daily":
+        end = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    elif bucket_key == "events_hourly":
+        end = now.replace(minute=0, second=0, microsecond=0)
+    else:
+        end = now
+    return end - timedelta(days=1), end
+
+
 def _stored_report(row: Any) -> dict[str, Any]:
     """A stored report as the dict `build_report` made, whatever shape the store returns."""
     report = row.get("report", row) if isinstance(row, dict) else row
@@ -161,7 +174,11 @@ def storage_report(
     existing = [spec for spec in specs.values() if spec.name in stats]
     empty = {"bytes": 0, "series": 0, "points": 0}
     bucket_stats = {spec.name: stats.get(spec.name, empty) for spec in specs.values()}
-    points_last_day = {spec.name: backend.count(spec.name, spec.measurement, day_ago, now) for spec in existing}
+    points_last_day = {
+        spec.name: backend.count(spec.name, spec.measurement, *_last_day(key, now))
+        for key, spec in specs.items()
+        if spec in existing
+    }
     events = specs[EVENTS_BUCKET]
     events_by_entity: dict[str, int] = {}
     if events in existing:

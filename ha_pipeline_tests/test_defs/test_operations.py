@@ -204,6 +204,10 @@ def test_storage_report_matches_direct_queries(influxdb_server, buckets, resourc
             )
     write_lines(url, events_db, lines)
     write_lines(url, buckets["events_hourly"], [f"hourly_events,entity_id=sensor.e{i} mean=1 {now - 3600}" for i in range(5)])
+    # Daily rows are stamped at the start of their UTC day: yesterday's (counted) and the day before (not).
+    midnight = now - now % 86_400
+    write_lines(url, buckets["events_daily"], [f"daily_events,entity_id=sensor.e{i} mean=1 {midnight - 86_400}" for i in range(3)]
+                + [f"daily_events,entity_id=sensor.e{i} mean=1 {midnight - 2 * 86_400}" for i in range(7)])
     wait_for_stable_size(url, events_db)
 
     result = dg.materialize([operations.storage_report], resources=resources)
@@ -218,6 +222,8 @@ def test_storage_report_matches_direct_queries(influxdb_server, buckets, resourc
     assert meta[f"{buckets['events_hourly']}/series"] == 5
     [count] = rows(influxql(url, "SELECT count(state_value) FROM home_assistant_events WHERE time > now() - 1d", db=events_db)[0])
     assert meta[f"{events_db}/points_per_day"] == count["count"] == len(lines)
+    assert meta[f"{buckets['events_hourly']}/points_per_day"] == 5
+    assert meta[f"{buckets['events_daily']}/points_per_day"] == 3
 
     [saved] = resources["metadata_store"].store().storage_reports()
     saved = operations._stored_report(saved)
