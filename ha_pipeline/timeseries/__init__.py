@@ -22,6 +22,8 @@ _EXPORTS = {
     "InfluxQueryError": "backend",
     "InfluxWriteError": "backend",
     "RetentionRejectedError": "backend",
+    "WriteStream": "backend",
+    "FrameWrite": "backend",
     "frame_to_lines": "line_protocol",
     "LineBatch": "line_protocol",
     "LineProtocolError": "line_protocol",

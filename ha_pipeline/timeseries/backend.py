@@ -2,7 +2,9 @@
 
 Writes are shared: a frame is formatted once, cut into batches, and each batch body is built in
 the calling thread while up to ``max_in_flight`` earlier batches are being POSTed (pipelining;
-the server is the bottleneck, so two requests in flight keep it busy). Every batch is retried on
+the server is the bottleneck, so two requests in flight keep it busy). A :class:`WriteStream`
+keeps that pipeline open across frames, so a caller that produces data piece by piece (an hour
+at a time) keeps the server busy while it makes the next piece. Every batch is retried on
 5xx, timeouts and connection errors with exponential backoff, a bounded number of times; any
 other failure raises a typed error: nothing is dropped silently.
 """
@@ -17,7 +19,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import product
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -123,6 +125,14 @@ def expand_tag_filter(tags: TagFilter | None) -> list[dict[str, str]]:
     return [dict(zip(keys, combo)) for combo in product(*choices)]
 
 
+def window_starts(start: datetime, stop: datetime, every: timedelta) -> list[pd.Timestamp]:
+    """Starts of the ``every``-long windows that tile ``[start, stop)`` (the last may be shorter)."""
+    if every <= timedelta(0) or every % timedelta(seconds=1):
+        raise ValueError(f"every must be a positive whole number of seconds, got {every}")
+    first, last = to_utc(start), to_utc(stop)
+    return list(pd.date_range(first, last, freq=every, inclusive="left"))
+
+
 def truncate(text: str, limit: int = MAX_LINE_IN_ERROR) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -186,6 +196,142 @@ def classify_write_failure(message: str, body: bytes, lines: int) -> InfluxWrite
         )
     first = text.split("\n", 1)[0]
     return InfluxWriteError(reason, truncate(first) if first else None, accepted)
+
+
+@dataclass
+class FrameWrite:
+    """What became of one frame fed to a :class:`WriteStream`; final once the stream is closed."""
+
+    rows: int
+    accepted: int = 0  # points the server acknowledged
+    dropped_rows: int = 0  # rows without any field value: nothing to write
+    # Points older than the bucket's retention were dropped (its ``accepted`` = this frame's):
+    # the only failure that does not stop the stream, since it depends on the frame's times only.
+    rejected: RetentionRejectedError | None = None
+
+
+class WriteStream:
+    """One pipelined write fed frame by frame: ``add`` formats a frame and queues its batches
+    behind the earlier frames' and returns while the last ones are still being POSTed.
+
+    The first failure other than a retention rejection stops the stream: nothing more is sent,
+    a later ``add`` raises it, and ``close`` raises it once every request has settled, with
+    ``accepted`` counting the points of the whole stream. Use it as a context manager.
+    """
+
+    def __init__(
+        self,
+        backend: TimeseriesBackend,
+        bucket: str,
+        measurement: str,
+        tags: Sequence[str],
+        fields: Sequence[str],
+        time: str = "time",
+        precision: str = "s",
+    ) -> None:
+        self._backend = backend
+        self._target = (bucket, measurement, list(tags), list(fields), time, precision)
+        self._pool = ThreadPoolExecutor(max_workers=backend.max_in_flight, thread_name_prefix="influx-write")
+        self._pending: deque[tuple[FrameWrite, Future[int]]] = deque()
+        self._frames: list[FrameWrite] = []
+        self._failure: InfluxError | None = None
+        self._closed = False
+
+    @property
+    def accepted(self) -> int:
+        """Points acknowledged so far, over every frame."""
+        return sum(frame.accepted for frame in self._frames)
+
+    def add(self, df: pd.DataFrame) -> FrameWrite:
+        """Queue ``df``'s points; its :class:`FrameWrite` is complete after :meth:`close`.
+
+        A frame that cannot be formatted raises :class:`LineProtocolError` before any of its
+        rows are sent (later slices of a big frame: the stream fails instead).
+        """
+        if self._closed:
+            raise ValueError("this WriteStream is closed")
+        if self._failure is not None:
+            raise self._failure
+        bucket, measurement, tags, fields, time, precision = self._target
+        check_frame(df, measurement, tags, fields, time, precision)
+        frame = FrameWrite(rows=len(df))
+        self._frames.append(frame)
+        backend = self._backend
+        step = max(backend.batch_lines, backend.prepare_rows)
+        for offset in range(0, len(df), step):
+            try:
+                prepared = prepare_lines(
+                    df.iloc[offset : offset + step], measurement, tags, fields, time=time, precision=precision
+                )
+            except LineProtocolError as exc:
+                if offset == 0:
+                    raise  # nothing of this frame sent yet: the caller gets the plain validation error
+                self._failure = self._failure or InfluxWriteError(f"rows from {offset} on cannot be written: {exc}")
+                break
+            frame.dropped_rows += prepared.dropped_rows
+            for start, stop in prepared.chunk_bounds(backend.batch_lines):
+                while self._pending and self._pending[0][1].done():
+                    self._settle()  # learn of a failure as soon as it happened
+                if self._failure is not None or frame.rejected is not None:
+                    break
+                body = prepared.body(start, stop)  # built while earlier batches are in flight
+                future = self._pool.submit(backend._send_batch, bucket, body, precision, stop - start)
+                self._pending.append((frame, future))
+                # one body more than the pool runs waits queued, so a freed connection never
+                # idles while the next body is being built
+                while len(self._pending) > backend.max_in_flight:
+                    self._settle()
+            if self._failure is not None or frame.rejected is not None:
+                break
+        if self._failure is not None:
+            raise self._failure
+        return frame
+
+    def _settle(self) -> None:
+        frame, future = self._pending.popleft()
+        try:
+            frame.accepted += future.result()
+        except RetentionRejectedError as exc:
+            frame.accepted += exc.accepted
+            frame.rejected = frame.rejected or exc
+        except InfluxWriteError as exc:
+            frame.accepted += exc.accepted
+            self._failure = self._failure or exc
+        except InfluxError as exc:
+            self._failure = self._failure or exc
+
+    def close(self) -> None:
+        """Wait for every queued batch; raise the failure that stopped the stream, if any."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            while self._pending:
+                self._settle()
+        finally:
+            self._pool.shutdown(wait=True)
+        dropped = sum(frame.dropped_rows for frame in self._frames)
+        if dropped:
+            log.info("%d rows of %s had no field value and were not written", dropped, self._target[1])
+        for frame in self._frames:
+            if frame.rejected is not None:
+                frame.rejected.accepted = frame.accepted
+        if isinstance(self._failure, InfluxWriteError):
+            self._failure.accepted = self.accepted
+        if self._failure is not None:
+            raise self._failure
+
+    def __enter__(self) -> WriteStream:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc is None:
+            self.close()
+            return
+        try:
+            self.close()  # still settle what is in flight; the exception already raised wins
+        except InfluxError:
+            pass
 
 
 class TimeseriesBackend(ABC):
@@ -257,6 +403,20 @@ class TimeseriesBackend(ABC):
         frequent field (equal to the point count when one field is on every point)."""
 
     @abstractmethod
+    def count_by_window(
+        self,
+        bucket: str,
+        measurement: str,
+        start: datetime,
+        stop: datetime,
+        every: timedelta,
+        tags: TagFilter | None = None,
+        field: str | None = None,
+    ) -> dict[pd.Timestamp, int]:
+        """:meth:`count` of each ``every``-long window from ``start`` (see :func:`window_starts`),
+        in one query; keyed by window start (UTC), every window present (0 when empty)."""
+
+    @abstractmethod
     def _post_lines(self, bucket: str, body: bytes, precision: str) -> WriteReply:
         """POST one line-protocol body; raise :class:`TransientWriteError` on timeouts/connection loss."""
 
@@ -279,55 +439,23 @@ class TimeseriesBackend(ABC):
         The frame is formatted in slices of ``prepare_rows`` so the first requests are in flight
         while later slices are still being formatted.
         """
-        check_frame(df, measurement, tags, fields, time, precision)
-        accepted = dropped = 0
-        failure: InfluxError | None = None
-        pending: deque[Future[int]] = deque()
+        with self.write_stream(bucket, measurement, tags, fields, time, precision) as stream:
+            frame = stream.add(df)
+        if frame.rejected is not None:
+            raise frame.rejected
+        return frame.accepted
 
-        def settle(future: Future[int]) -> None:
-            nonlocal accepted, failure
-            try:
-                accepted += future.result()
-            except InfluxWriteError as exc:
-                accepted += exc.accepted
-                failure = failure or exc
-            except InfluxError as exc:
-                failure = failure or exc
-
-        step = max(self.batch_lines, self.prepare_rows)
-        with ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="influx-write") as pool:
-            for offset in range(0, len(df), step):
-                if failure is not None:
-                    break
-                try:
-                    prepared = prepare_lines(
-                        df.iloc[offset : offset + step], measurement, tags, fields, time=time, precision=precision
-                    )
-                except LineProtocolError as exc:
-                    if offset == 0:
-                        raise  # nothing sent yet: the caller gets the plain validation error
-                    failure = InfluxWriteError(f"rows from {offset} on cannot be written: {exc}")
-                    break
-                dropped += prepared.dropped_rows
-                for start, stop in prepared.chunk_bounds(self.batch_lines):
-                    if failure is not None:
-                        break
-                    body = prepared.body(start, stop)  # built while earlier batches are in flight
-                    pending.append(pool.submit(self._send_batch, bucket, body, precision, stop - start))
-                    # one body more than the pool runs waits queued, so a freed connection never
-                    # idles while the next body is being built
-                    while len(pending) > self.max_in_flight:
-                        settle(pending.popleft())
-            while pending:
-                settle(pending.popleft())
-        if dropped:
-            log.info("%d rows of %s had no field value and were not written", dropped, measurement)
-        if isinstance(failure, InfluxWriteError):
-            failure.accepted = accepted
-            raise failure
-        if failure is not None:
-            raise failure
-        return accepted
+    def write_stream(
+        self,
+        bucket: str,
+        measurement: str,
+        tags: Sequence[str],
+        fields: Sequence[str],
+        time: str = "time",
+        precision: str = "s",
+    ) -> WriteStream:
+        """One pipelined write for frames that come one after another (see :class:`WriteStream`)."""
+        return WriteStream(self, bucket, measurement, tags, fields, time, precision)
 
     def _send_batch(self, bucket: str, body: bytes, precision: str, lines: int) -> int:
         """POST one batch with bounded retries; return its line count or raise a typed error."""

@@ -12,7 +12,7 @@ import json
 import re
 import time as _time
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -32,6 +32,7 @@ from ha_pipeline.timeseries.backend import (
     redact_url,
     to_ns,
     truncate,
+    window_starts,
 )
 from ha_pipeline.timeseries.buckets import BucketSpec, InfluxSettings
 
@@ -284,6 +285,34 @@ class InfluxV1Backend(TimeseriesBackend):
         q = f"SELECT {what} FROM {quote_ident(measurement)} {self._where(start, stop, tags)}"
         series = self.query(q, db=bucket)[0].get("series", [])
         return max((int(v or 0) for s in series for row in s.get("values", []) for v in row[1:]), default=0)
+
+    def count_by_window(
+        self,
+        bucket: str,
+        measurement: str,
+        start: datetime,
+        stop: datetime,
+        every: timedelta,
+        tags: TagFilter | None = None,
+        field: str | None = None,
+    ) -> dict[pd.Timestamp, int]:
+        windows = window_starts(start, stop, every)
+        counts = dict.fromkeys(windows, 0)
+        if not windows:
+            return counts
+        every_ns = int(every / timedelta(microseconds=1)) * 1000
+        offset_ns = to_ns(start) % every_ns  # GROUP BY time() buckets start at the epoch + offset
+        what = f"count({quote_ident(field)})" if field else "count(*)"
+        q = (
+            f"SELECT {what} FROM {quote_ident(measurement)} {self._where(start, stop, tags)} "
+            f"GROUP BY time({every_ns}ns, {offset_ns}ns) fill(0)"
+        )
+        for s in self.query(q, db=bucket)[0].get("series", []):
+            for row in s.get("values", []):
+                window = pd.Timestamp(row[0], unit="ns", tz="UTC")
+                if window in counts:
+                    counts[window] = max((int(v or 0) for v in row[1:]), default=0)
+        return counts
 
     def read(
         self,

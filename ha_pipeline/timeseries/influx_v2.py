@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -35,6 +35,7 @@ from ha_pipeline.timeseries.backend import (
     to_ns,
     to_utc,
     truncate,
+    window_starts,
 )
 from ha_pipeline.timeseries.buckets import BucketSpec, InfluxSettings
 
@@ -219,6 +220,37 @@ class InfluxV2Backend(TimeseriesBackend):
         flux += '\n  |> group(columns: ["_field"])\n  |> count()'
         tables = self._call("a count query", self._client.query_api().query, flux, org=self.settings.org)
         return max((int(rec.get_value()) for t in tables for rec in t.records), default=0)
+
+    def count_by_window(
+        self,
+        bucket: str,
+        measurement: str,
+        start: datetime,
+        stop: datetime,
+        every: timedelta,
+        tags: TagFilter | None = None,
+        field: str | None = None,
+    ) -> dict[pd.Timestamp, int]:
+        windows = window_starts(start, stop, every)
+        counts = dict.fromkeys(windows, 0)
+        if not windows:
+            return counts
+        every_ns = int(every / timedelta(microseconds=1)) * 1000
+        offset_ns = to_ns(start) % every_ns  # windows start at the epoch + offset, as range() starts
+        flux = self._flux(bucket, measurement, start, stop, tags)
+        if field:
+            flux += f"\n  |> filter(fn: (r) => r._field == {flux_string(field)})"
+        flux += (
+            '\n  |> group(columns: ["_field"])'
+            f'\n  |> aggregateWindow(every: {every_ns}ns, offset: {offset_ns}ns, fn: count, timeSrc: "_start")'
+        )
+        tables = self._call("a count query", self._client.query_api().query, flux, org=self.settings.org)
+        for table in tables:
+            for rec in table.records:
+                window = to_utc(rec.get_time())
+                if window in counts:
+                    counts[window] = max(counts[window], int(rec.get_value() or 0))
+        return counts
 
     def shard_bytes_by_bucket_id(self) -> dict[str, int]:
         """Sum of ``storage_shard_disk_size`` (TSM + WAL) per bucket id, from the server's ``/metrics``.

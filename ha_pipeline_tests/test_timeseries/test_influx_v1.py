@@ -133,6 +133,52 @@ def test_points_beyond_retention_raise_with_count(backend: InfluxV1Backend, buck
     assert "dropped" in str(info.value)
 
 
+def test_count_by_window_counts_each_window_in_one_query(backend: InfluxV1Backend, bucket: str) -> None:
+    # 300 rows a minute apart from START: 60 per hour for 5 hours; windows start at :30 (offset)
+    backend.write(bucket, frame(), M, TAGS, FIELDS)
+    start = START - pd.Timedelta(minutes=30)
+    counts = backend.count_by_window(bucket, M, start, start + pd.Timedelta(hours=7), pd.Timedelta(hours=1))
+    assert list(counts) == [start + pd.Timedelta(hours=h) for h in range(7)]
+    assert list(counts.values()) == [30, 60, 60, 60, 60, 30, 0]
+    by_field = backend.count_by_window(bucket, M, START, START + pd.Timedelta(hours=2), pd.Timedelta(hours=1),
+                                       tags={"entity_id": "sensor.a"}, field="normalized_value")
+    df = frame()
+    expected = [
+        int(df[(df.entity_id == "sensor.a") & df.normalized_value.notna() & (df.time >= lo) & (df.time < lo + pd.Timedelta(hours=1))].shape[0])
+        for lo in (START, START + pd.Timedelta(hours=1))
+    ]
+    assert list(by_field.values()) == expected
+    assert sum(counts.values()) == backend.count(bucket, M, start, start + pd.Timedelta(hours=7))
+
+
+def test_write_stream_keeps_going_past_a_retention_rejection(backend: InfluxV1Backend, bucket: str) -> None:
+    old = frame(10).assign(time=lambda d: d.time - pd.Timedelta(days=400))
+    hours = [frame(120).assign(time=lambda d, h=h: d.time + pd.Timedelta(hours=2 * h)) for h in range(3)]
+    with backend.write_stream(bucket, M, TAGS, FIELDS) as stream:
+        parts = [stream.add(hours[0]), stream.add(old), stream.add(hours[1]), stream.add(hours[2])]
+    assert [p.accepted for p in parts] == [120, 0, 120, 120]
+    assert parts[1].rejected is not None and parts[1].rejected.dropped == 10
+    assert [p.rejected for p in parts[::2]] == [None, None] and parts[3].rejected is None
+    assert backend.count(bucket, M, START, START + pd.Timedelta(days=1)) == 360
+
+
+def test_write_stream_stops_at_the_first_other_failure(backend: InfluxV1Backend, bucket: str) -> None:
+    backend.write(bucket, frame(10), M, TAGS, FIELDS)
+    conflicting = frame(10).assign(normalized_value=lambda d: d.state_value, time=lambda d: d.time + pd.Timedelta(hours=1))
+    later = [frame(10).assign(time=lambda d, h=h: d.time + pd.Timedelta(hours=2 + h)) for h in range(50)]
+    added = 0
+    with pytest.raises(InfluxWriteError, match="field type conflict") as info:
+        with backend.write_stream(bucket, M, TAGS, FIELDS) as stream:
+            stream.add(conflicting)
+            for part in later:
+                stream.add(part)
+                added += 1
+    # 2 requests in flight + 1 waiting: the failure is known before a third frame is queued
+    assert added <= 1
+    stored = backend.count(bucket, M, START + pd.Timedelta(hours=1), START + pd.Timedelta(days=3))
+    assert info.value.accepted == stored <= 10 * (added + 1)
+
+
 def test_auth_errors_name_the_credential(influxdb_auth_server) -> None:
     url = influxdb_auth_server.url
     secret = "wrong-pass-XYZ"

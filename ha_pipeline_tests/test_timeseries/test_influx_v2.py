@@ -134,6 +134,56 @@ def test_read_and_count_send_escaped_flux(backend: InfluxV2Backend, stub: V2Stub
     assert queries[1]["query"].endswith('|> group(columns: ["_field"])\n  |> count()')
 
 
+def test_count_by_window_sends_one_windowed_flux_and_keys_by_window_start(backend: InfluxV2Backend, stub: V2Stub) -> None:
+    # what InfluxDB 2 answers for count() per field and window (timeSrc _start), one table per field
+    stub.query_csv = [
+        "#datatype,string,long,string,dateTime:RFC3339,long\n"
+        "#group,false,false,true,false,false\n"
+        "#default,_result,,,,\n"
+        ",result,table,_field,_time,_value\n"
+        ",,0,state_value,2024-05-01T00:30:00Z,7\n,,0,state_value,2024-05-01T01:30:00Z,0\n"
+        ",,0,state_value,2024-05-01T02:30:00Z,4\n"
+        ",,1,normalized_value,2024-05-01T00:30:00Z,5\n,,1,normalized_value,2024-05-01T02:30:00Z,9\n\n",
+    ]
+    start = T0 + pd.Timedelta(minutes=30)
+    counts = backend.count_by_window("events", "m", start, start + pd.Timedelta(hours=3), pd.Timedelta(hours=1),
+                                     tags={"entity_id": WEIRD})
+    assert counts == {start: 7, start + pd.Timedelta(hours=1): 0, start + pd.Timedelta(hours=2): 9}
+    flux = json.loads(stub.of("/api/v2/query")[-1].body)["query"]
+    assert 'range(start: time(v: "2024-05-01T00:30:00.000000Z"), stop: time(v: "2024-05-01T03:30:00.000000Z"))' in flux
+    assert f"r[\"entity_id\"] == {flux_string(WEIRD)}" in flux
+    assert flux.endswith(
+        '|> group(columns: ["_field"])\n'
+        '  |> aggregateWindow(every: 3600000000000ns, offset: 1800000000000ns, fn: count, timeSrc: "_start")'
+    )
+
+
+def test_write_stream_feeds_frames_into_one_pipeline(stub: V2Stub) -> None:
+    settings = InfluxSettings(url=stub.url, api_version=2, token=TOKEN, org="home")
+    frames = [pd.DataFrame({"time": pd.date_range(T0 + pd.Timedelta(hours=h), periods=2, freq="s"), "v": 1.0})
+              for h in range(3)]
+    # one batch per frame and one request at a time, so the stub's replies meet the frames in order
+    with InfluxV2Backend(settings, batch_lines=2, max_in_flight=1, backoff_seconds=0.01) as b:
+        stub.write_replies = [(204, {}), (422, {"code": "unprocessable entity", "message":
+                              "failure writing points to database: partial write: points beyond retention policy dropped=2"})]
+        with b.write_stream("events", "m", [], ["v"]) as stream:
+            parts = [stream.add(f) for f in frames]
+        assert [(p.rows, p.accepted) for p in parts] == [(2, 2), (2, 0), (2, 2)]
+        assert [p.rejected is not None for p in parts] == [False, True, False]
+        assert parts[1].rejected.dropped == 2
+        writes = stub.of("/api/v2/write")
+        assert [w.body.decode() for w in writes] == [f"m v=1.0 {t}\nm v=1.0 {t + 1}\n" for t in (1714521600, 1714525200, 1714528800)]
+
+        stub.write_replies = [(400, {"code": "invalid", "message": "unable to parse 'm v=x 1': bad field"})]
+        with pytest.raises(InfluxWriteError, match="unable to parse") as info:
+            with b.write_stream("events", "m", [], ["v"]) as stream:
+                for f in frames:
+                    stream.add(f)
+        # the refused frame and at most the one queued behind it were sent, never the third
+        sent = len(stub.of("/api/v2/write")) - len(writes)
+        assert sent in (1, 2) and info.value.accepted == 2 * (sent - 1)
+
+
 def test_auth_errors_name_the_token_without_printing_it(stub: V2Stub) -> None:
     df = pd.DataFrame({"time": [T0], "v": [1.0]})
     for token, expected in [("wrong-SECRET", "rejected the token in INFLUXDB_TOKEN"), (None, "set INFLUXDB_TOKEN")]:
