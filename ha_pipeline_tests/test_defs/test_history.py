@@ -3,10 +3,15 @@
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from ha_pipeline.defs import checks
 from ha_pipeline.defs.assets import history, inventory
+from ha_pipeline.defs.resources import InfluxDBResource
+from ha_pipeline.timeseries.backend import WriteReply, to_ns
+from ha_pipeline.timeseries.buckets import BucketSpec, InfluxSettings
+from ha_pipeline.timeseries.influx_v1 import InfluxV1Backend
 
 pytestmark = pytest.mark.real_influx
 
@@ -153,3 +158,90 @@ def test_hours_older_than_the_retention_are_skipped_in_words(resources, influx_v
         ]
         assert any("older than the 1-day retention" in message for message in messages)
     assert _count(influx_v1, "events", hour, hour + timedelta(hours=1)) == 0
+
+
+_REWRITES: list[int] = [0]  # windows the lossy backend was asked to delete, over retries
+
+
+class _LossyV1Backend(InfluxV1Backend):
+    """Acknowledges every batch but drops the lines of one hour, as a broken proxy would,
+    until the window is deleted a second time (the step's retry)."""
+
+    lost_us: tuple[int, int] = (0, 0)
+
+    def delete(self, *args, **kwargs) -> None:
+        _REWRITES[0] += 1
+        super().delete(*args, **kwargs)
+
+    def _post_lines(self, bucket: str, body: bytes, precision: str) -> WriteReply:
+        lo, hi = self.lost_us
+        if _REWRITES[0] > 1:
+            return super()._post_lines(bucket, body, precision)
+        kept = [line for line in body.split(b"\n") if line and not lo <= int(line.rsplit(b" ", 1)[1]) < hi]
+        if not kept:
+            return WriteReply(204)
+        return super()._post_lines(bucket, b"\n".join(kept) + b"\n", precision)
+
+
+class _LossyInfluxDB(InfluxDBResource):
+    lose_hour: str
+
+    def backend(self):
+        if self._backend is None:
+            backend = _LossyV1Backend(InfluxSettings(url=self.url, api_version=1))
+            lo = to_ns(datetime.fromisoformat(self.lose_hour)) // 1000
+            backend.lost_us = (lo, lo + 3600 * 10**6)
+            self._backend = backend
+        return self._backend
+
+
+def test_a_lost_hour_inside_a_multi_hour_write_fails_naming_it_and_the_retry_heals(resources, simulator_ha, influx_v1):
+    start = _day_ago() + timedelta(hours=4)
+    lost = start + timedelta(hours=1)
+    _REWRITES[0] = 0
+    lossy = _LossyInfluxDB(url=influx_v1.url, api_version=1, lose_hour=lost.isoformat())
+    with dg.instance_for_test() as instance:
+        _run(HISTORY_ASSETS, resources, instance, selection=dg.AssetSelection.groups("inventory"))
+        result = _run(HISTORY_ASSETS, {**resources, "influxdb": lossy}, instance,
+                      selection=dg.AssetSelection.assets(history.events), tags=_range_tags(start, 3))
+    [retry] = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    message = retry.event_specific_data.error.to_string()
+    kept = _ha_rows(simulator_ha, lost, lost + timedelta(hours=1))
+    assert kept > 0
+    assert f"InfluxDB holds 0 points for {lost:%Y-%m-%d %H:00} UTC in bucket" in message
+    assert f"but {kept} rows were kept from Home Assistant ({kept} acknowledged)" in message
+    assert result.success and _REWRITES[0] == 2
+    for hour in (start, lost, lost + timedelta(hours=1)):
+        assert _count(influx_v1, "events", hour, hour + timedelta(hours=1)) == _ha_rows(simulator_ha, hour, hour + timedelta(hours=1))
+
+
+def _hour_frame(start: datetime, rows: int) -> pd.DataFrame:
+    frame = pd.DataFrame({
+        "time": pd.date_range(start, periods=rows, freq="10s", tz="UTC"),
+        "entity_id": [f"sensor.s{i % 3}" for i in range(rows)],
+        "state_value": [str(i) for i in range(rows)],
+    })
+    for column in [*history.EVENT_TAGS, *history.EVENT_FIELDS]:
+        if column not in frame.columns:
+            frame[column] = None
+    return frame
+
+
+def test_hours_influxdb_drops_for_retention_are_reported_and_the_others_verified(influx_v1, request):
+    spec = BucketSpec(f"t_rewrite_{abs(hash(request.node.name)) % 10**8}", "home_assistant_events", 1, 1)
+    backend = influx_v1.backend()
+    backend.ensure_bucket(spec)
+    # hour 0 and 1 lie wholly beyond the 1-day retention, hour 3 wholly inside it
+    base = (datetime.now(timezone.utc) - timedelta(days=1)).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    with history.HourlyRewrite(backend, spec, base, base + timedelta(hours=4)) as rewrite:
+        rewrite.add(base, _hour_frame(base, 30))
+        rewrite.add(base + timedelta(hours=3), _hour_frame(base + timedelta(hours=3), 40))
+    assert rewrite.rejected == [base]
+    [(part, entities)] = rewrite.stored.values()
+    assert (part.rows, part.accepted, sorted(entities)) == (40, 40, ["sensor.s0", "sensor.s1", "sensor.s2"])
+    rewrite.verify()
+    # the verify is a real count: an hour that lost a point fails, naming it
+    hour = base + timedelta(hours=3)
+    backend.delete(spec.name, spec.measurement, hour, hour + timedelta(seconds=1))
+    with pytest.raises(dg.Failure, match=f"InfluxDB holds 39 points for {hour:%Y-%m-%d %H:00} UTC"):
+        rewrite.verify()
