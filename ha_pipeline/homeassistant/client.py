@@ -8,6 +8,7 @@ hands each result to the future of the command with the same id.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import random
@@ -49,7 +50,7 @@ from ha_pipeline.homeassistant.models import (
     State,
     parse_records,
 )
-from ha_pipeline.homeassistant.registry import RegistrySnapshot
+from ha_pipeline.homeassistant.registry import RegistrySnapshot, payload_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ M = TypeVar("M", bound=HAModel)
 _BATCHES_IN_FLIGHT = 4
 _GET_ENTRIES_BATCH = 5000
 _MAX_BACKOFF_SECONDS = 8.0
+#: Frames at least this large are parsed with the garbage collector paused (see ``_parse_frame``).
+_LARGE_FRAME_BYTES = 1 << 20
 
 
 def websocket_url(url: str) -> str:
@@ -104,28 +107,59 @@ def _message_type(message: Any) -> str:
     return str(message.get("type")) if isinstance(message, dict) else type(message).__name__
 
 
-_FROM_STATE = ("unit_of_measurement", "state_class")
-
-
-def _unit_and_state_class(states: Any) -> dict[str, dict[str, str]]:
-    """``unit_of_measurement``/``state_class`` per entity from raw ``get_states`` items.
+def _attributes_by_entity(states: Any) -> dict[str, dict[str, Any]]:
+    """The attributes of each raw ``get_states`` item, by entity id.
 
     Read from the raw list: validating 100k ``State`` models only to read two attributes
     would double the cost of a registry snapshot, and a malformed state must not
     reject its registry entry.
     """
-    found: dict[str, dict[str, str]] = {}
-    for state in states if isinstance(states, list) else []:
-        if not isinstance(state, dict) or not isinstance(attributes := state.get("attributes"), dict):
-            continue
-        values = {key: attributes[key] for key in _FROM_STATE if isinstance(attributes.get(key), str)}
-        if values and isinstance(state.get("entity_id"), str):
-            found[state["entity_id"]] = values
-    return found
+    return {
+        state["entity_id"]: state["attributes"]
+        for state in (states if isinstance(states, list) else [])
+        if isinstance(state, dict) and isinstance(state.get("entity_id"), str) and isinstance(state.get("attributes"), dict)
+    }
 
 
-def _batches(items: list[str], size: int) -> list[list[str]]:
+def _batches(items: list[T], size: int) -> list[list[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+_FROM_ENTRIES = ("device_class", "original_device_class", "capabilities")
+_FROM_STATE = ("unit_of_measurement", "state_class")
+
+
+def _enrich_entities(items: list[Any], details: Any, attributes_by_entity: dict[str, dict[str, Any]]) -> None:
+    """Add ``get_entries``' device classes and capabilities and the state's unit and state class
+    (None unless strings) to registry items, in place; keys an item already has win."""
+    if not isinstance(details, dict):
+        details = {}
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(entity_id := item.get("entity_id"), str):
+            continue
+        extra = details.get(entity_id)
+        if not isinstance(extra, dict):
+            extra = {}
+        for key in _FROM_ENTRIES:
+            item.setdefault(key, extra.get(key))
+        attributes = attributes_by_entity.get(entity_id, {})
+        for key in _FROM_STATE:
+            value = attributes.get(key)
+            item.setdefault(key, value if isinstance(value, str) else None)
+
+
+def _parse_frame(frame: bytes | str) -> Any:
+    """JSON of one frame. A registry frame makes millions of objects in one call; the collector,
+    run while they are made, re-scans the growing result over and over (2-3x the parse time of
+    a 100k-entity registry), so it is paused for large frames. The parser holds the GIL
+    throughout, so no other thread runs with the collector off."""
+    if len(frame) < _LARGE_FRAME_BYTES or not gc.isenabled():
+        return from_json(frame)
+    gc.disable()
+    try:
+        return from_json(frame)
+    finally:
+        gc.enable()
 
 
 class AsyncHomeAssistantClient:
@@ -284,9 +318,11 @@ class AsyncHomeAssistantClient:
     async def _read(self, ws: ClientConnection) -> None:
         reason = "closed"
         try:
-            async for frame in ws:
+            while True:
+                # Bytes: the parser checks UTF-8 itself, a str copy of a 50 MB registry is wasted.
+                frame = await ws.recv(decode=False)
                 try:
-                    payload = from_json(frame)
+                    payload = _parse_frame(frame)
                 except ValueError:
                     logger.warning("Ignored a frame from %s that is not JSON", self.url)
                     continue
@@ -299,9 +335,6 @@ class AsyncHomeAssistantClient:
             reason = f"close code {exc.rcvd.code}" if exc.rcvd else "no close frame"
         except OSError as exc:
             reason = self._reason(exc)
-        else:
-            if ws.close_code is not None:
-                reason = f"close code {ws.close_code}"
         finally:
             self._lost = reason
             for future, command_type in self._pending.values():
@@ -437,53 +470,83 @@ class AsyncHomeAssistantClient:
         return records
 
     async def _entities(self) -> tuple[list[Entity], list[Reject]]:
-        raw, states = await asyncio.gather(self.command("config/entity_registry/list"), self.command("get_states"))
-        if not isinstance(raw, list):
-            return parse_records(Entity, raw, "entity")
-        ids = [item["entity_id"] for item in raw if isinstance(item, dict) and isinstance(item.get("entity_id"), str)]
-        details: dict[str, Any] = {}
-        for part in await self._gather_limited(
-            [
-                lambda batch=batch: self.command("config/entity_registry/get_entries", entity_ids=batch)
-                for batch in _batches(list(dict.fromkeys(ids)), _GET_ENTRIES_BATCH)
-            ]
-        ):
-            details.update(part or {})
-        from_states = _unit_and_state_class(states)
-        merged: list[Any] = []
-        for item in raw:
-            if isinstance(item, dict) and isinstance(item.get("entity_id"), str):
-                item = dict(item)
-                extra = details.get(item["entity_id"]) or {}
-                for key in ("device_class", "original_device_class", "capabilities"):
-                    item.setdefault(key, extra.get(key))
-                for key, value in from_states.get(item["entity_id"], {}).items():
-                    item.setdefault(key, value)
-            merged.append(item)
-        return parse_records(Entity, merged, "entity")
+        return parse_records(Entity, await self._entity_payloads(), "entity")
+
+    async def _entity_payloads(self) -> Any:
+        """The entity registry list, each item enriched by ``_enrich_entities``."""
+        states = asyncio.ensure_future(self.command("get_states"))
+        try:
+            raw = await self.command("config/entity_registry/list")
+            if not isinstance(raw, list):
+                return raw
+            attributes_by_entity: dict[str, dict[str, Any]] | None = None
+
+            async def enrich(items: list[Any]) -> None:
+                nonlocal attributes_by_entity
+                ids = [item["entity_id"] for item in items if isinstance(item, dict) and isinstance(item.get("entity_id"), str)]
+                if not ids:
+                    return
+                details = await self.command("config/entity_registry/get_entries", entity_ids=list(dict.fromkeys(ids)))
+                state_list = await states
+                if attributes_by_entity is None:
+                    attributes_by_entity = _attributes_by_entity(state_list)
+                # Each part is merged as it arrives, while HA is still serialising the next ones.
+                _enrich_entities(items, details, attributes_by_entity)
+
+            await self._gather_limited(
+                [lambda items=items: enrich(items) for items in _batches(raw, _GET_ENTRIES_BATCH)]
+            )
+            return raw
+        finally:
+            if not states.done():
+                states.cancel()
+            elif not states.cancelled():
+                states.exception()  # seen: the error raised is the list's or get_entries'
+
+    async def registry_payloads(self) -> dict[str, Any]:
+        """The four registries as HA sent them, unvalidated, in ``as_rows()`` layout (entities
+        merged as in ``entities()``). All requests go out at once: HA serialises one list while
+        the client parses another."""
+        areas, devices, entries, entities = await asyncio.gather(
+            self.command("config/area_registry/list"),
+            self.command("config/device_registry/list"),
+            self.command("config_entries/get"),
+            self._entity_payloads(),
+        )
+        return {"areas": areas, "devices": devices, "entities": entities, "config_entries": entries}
 
     async def registry_snapshot(self) -> RegistrySnapshot:
         """All four registries (entities enriched as in ``entities()``) with every reject."""
         fetched_at = datetime.now(timezone.utc)
-        # All requests go out at once: HA serialises one list while the client parses another.
-        (areas, area_rejects), (devices, device_rejects), (entries, entry_rejects), (entities, entity_rejects) = (
-            await asyncio.gather(
-                self._records(Area, "area", "config/area_registry/list"),
-                self._records(Device, "device", "config/device_registry/list"),
-                self._records(ConfigEntry, "config_entry", "config_entries/get"),
-                self._entities(),
-            )
-        )
-        rejects = area_rejects + device_rejects + entity_rejects + entry_rejects
+        payloads = await self.registry_payloads()
+        records: dict[str, list[Any]] = {}
+        rejects: list[Reject] = []
+        for table, model, kind in (
+            ("areas", Area, "area"),
+            ("devices", Device, "device"),
+            ("entities", Entity, "entity"),
+            ("config_entries", ConfigEntry, "config_entry"),
+        ):
+            records[table], table_rejects = parse_records(model, payloads[table], kind)
+            rejects += table_rejects
         self._warn_rejects(rejects)
-        return RegistrySnapshot(
-            areas=areas,
-            devices=devices,
-            entities=entities,
-            config_entries=entries,
-            fetched_at=fetched_at,
-            rejects=rejects,
-        )
+        return RegistrySnapshot(**records, fetched_at=fetched_at, rejects=rejects)
+
+    async def registry_fingerprint(self, timeout: float | None = None) -> str:
+        """``payload_fingerprint(registry_payloads())``: what the registry sensor compares.
+
+        No models are built, so it is several times cheaper than fingerprinting
+        ``registry_snapshot()``, and equal to it for a well-formed home. ``timeout`` bounds the
+        whole fetch (``CommandTimeoutError``), whatever the per-command timeout.
+        """
+        try:
+            payloads = await asyncio.wait_for(self.registry_payloads(), timeout)
+        except (TimeoutError, asyncio.TimeoutError):
+            raise CommandTimeoutError(
+                f"Home Assistant at {self.url} did not send its registries within {timeout:g} s; "
+                "check the Home Assistant load."
+            ) from None
+        return payload_fingerprint(payloads)
 
     async def history_during_period(
         self,
@@ -726,6 +789,14 @@ class HomeAssistantClient:
     def registry_snapshot(self) -> RegistrySnapshot:
         """All four registries with every reject."""
         return self._call("registry_snapshot")
+
+    def registry_payloads(self) -> dict[str, Any]:
+        """The four registries as HA sent them, unvalidated (``as_rows()`` layout)."""
+        return self._call("registry_payloads")
+
+    def registry_fingerprint(self, timeout: float | None = None) -> str:
+        """The registries' fingerprint without building models; ``timeout`` bounds the whole fetch."""
+        return self._call("registry_fingerprint", timeout)
 
     def history_during_period(
         self, start: datetime, end: datetime | None, entity_ids: list[str], **options: Any

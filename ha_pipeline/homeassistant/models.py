@@ -244,7 +244,3 @@ def rows_of(model: type[M], records: list[M]) -> list[dict[str, Any]]:
         records, mode="json", include={"__all__": set(_declared_fields(model))}
     )
 
-
-def rows_json(model: type[M], records: list[M]) -> bytes:
-    """The JSON of ``rows_of(model, records)``, serialised by pydantic without Python dicts."""
-    return _list_adapter(model).dump_json(records, include={"__all__": set(_declared_fields(model))})

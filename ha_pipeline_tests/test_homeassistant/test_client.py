@@ -25,6 +25,7 @@ from ha_pipeline.homeassistant import (
     HomeAssistantError,
     websocket_url,
 )
+from ha_pipeline.homeassistant.registry import registry_fingerprint
 from ha_pipeline_tests.test_homeassistant.scripted_server import (
     CLOSE,
     SILENT,
@@ -454,3 +455,15 @@ def test_repr_never_shows_the_token(server: ScriptedServer) -> None:
     assert TOKEN not in repr(HomeAssistantClient(server.url, TOKEN))
     assert TOKEN not in repr(AsyncHomeAssistantClient(server.url, TOKEN))
     assert TOKEN not in repr(vars(HomeAssistantClient(server.url, TOKEN)))
+
+
+def test_registry_fingerprint_matches_the_snapshot_and_is_bounded_in_time(server: ScriptedServer) -> None:
+    with HomeAssistantClient(server.url, TOKEN) as ha:
+        assert ha.registry_fingerprint() == registry_fingerprint(ha.registry_snapshot())
+    server.handlers["config/entity_registry/get_entries"] = lambda msg: SILENT
+    with HomeAssistantClient(server.url, TOKEN, command_timeout=30) as ha:
+        started = time.monotonic()
+        with pytest.raises(CommandTimeoutError, match="did not send its registries within 0.5 s"):
+            ha.registry_fingerprint(timeout=0.5)
+        assert time.monotonic() - started < 5
+        assert ha.config().version == "2024.1.6"  # the connection is still usable
