@@ -25,7 +25,7 @@ from ha_pipeline.homeassistant.models import (
     State,
     parse_records,
 )
-from ha_pipeline.homeassistant.registry import RegistrySnapshot, registry_fingerprint
+from ha_pipeline.homeassistant.registry import RegistryDigest, RegistrySnapshot, payload_fingerprint, registry_fingerprint
 
 __all__ = [
     "Area",
@@ -43,10 +43,12 @@ __all__ = [
     "HomeAssistantClient",
     "HomeAssistantError",
     "Reject",
+    "RegistryDigest",
     "RegistrySnapshot",
     "State",
     "SyncEventSubscription",
     "parse_records",
+    "payload_fingerprint",
     "registry_fingerprint",
     "websocket_url",
 ]

@@ -64,11 +64,10 @@ def _set_sorted(value: Any) -> Any:
     return sorted(value, key=_CANONICAL) if isinstance(value, list) and len(value) > 1 else value
 
 
-def _table_text(model: type[HAModel], records: Any) -> str:
-    """Canonical JSON lines of one registry's records, sorted: the same text whatever order HA
-    listed them in, duplicates and records without an id included."""
+def _record_lines(model: type[HAModel], records: Any) -> list[str]:
+    """One canonical JSON line per record (unsorted); a table that is not a list is one line."""
     if not isinstance(records, list):
-        return "!" + _CANONICAL(records)
+        return ["!" + _CANONICAL(records)]
     fields = _fields(model)
     read_all = itemgetter(*(name for name, _ in fields))
     sets = [i for i, (name, _) in enumerate(fields) if name in _SET_FIELDS]
@@ -88,8 +87,30 @@ def _table_text(model: type[HAModel], records: Any) -> str:
             for i in sets:
                 values[i] = _set_sorted(values[i])
         lines.append(_CANONICAL(values))
-    lines.sort()
-    return "\n".join(lines)
+    return lines
+
+
+class RegistryDigest:
+    """``payload_fingerprint`` built up as the records arrive (a registry may come in parts)."""
+
+    def __init__(self) -> None:
+        self._lines: dict[str, list[str]] = {}
+
+    def add(self, table: str, records: Any) -> None:
+        """Count ``records`` (a list, or whatever HA sent instead) towards ``table``."""
+        self._lines.setdefault(table, []).extend(_record_lines(dict(REGISTRIES)[table], records))
+
+    def hexdigest(self) -> str:
+        """The sha256; a table never added counts as missing (``None``)."""
+        digest = hashlib.sha256()
+        for table, model in REGISTRIES:
+            lines = self._lines[table] if table in self._lines else _record_lines(model, None)
+            names = ",".join(name for name, _ in _fields(model))
+            # JSON never holds a raw newline: "\n" separates records and tables unambiguously.
+            digest.update(f"{table}({names})\n".encode())
+            digest.update("\n".join(sorted(lines)).encode())
+            digest.update(b"\n")
+        return digest.hexdigest()
 
 
 def payload_fingerprint(payloads: Mapping[str, Any]) -> str:
@@ -98,18 +119,14 @@ def payload_fingerprint(payloads: Mapping[str, Any]) -> str:
     Each record counts by the fields its model declares (a missing key as the model's default,
     unknown keys not at all), serialised as canonical JSON (keys sorted at every depth, lists HA
     keeps as sets sorted), one line per record; the lines of a table are sorted, so HA's list
-    order does not matter. Nothing is validated: a
-    malformed record (no id, wrong types, not an object, a duplicate) is hashed as it is, so it
-    changes the fingerprint when it appears, changes or goes, and keeps it stable while it
-    stays. For well-formed records this equals ``registry_fingerprint`` of the snapshot.
+    order does not matter. Nothing is validated: a malformed record (no id, wrong types, not an
+    object, a duplicate) is hashed as it is, so it changes the fingerprint when it appears,
+    changes or goes, and keeps it stable while it stays. For well-formed records this equals
+    ``registry_fingerprint`` of the snapshot.
     """
-    digest = hashlib.sha256()
-    for table, model in REGISTRIES:
-        names = ",".join(name for name, _ in _fields(model))
-        # JSON never holds a raw newline: "\n" ends a table unambiguously.
-        digest.update(f"{table}({names})\n".encode())
-        digest.update(_table_text(model, payloads.get(table)).encode())
-        digest.update(b"\n")
+    digest = RegistryDigest()
+    for table, _ in REGISTRIES:
+        digest.add(table, payloads.get(table))
     return digest.hexdigest()
 
 
