@@ -244,6 +244,11 @@ def test_a_day_of_history_matches_ha_and_reruns_identically(seeded_ha, store, in
                                tags=_range_tags(start, end))
         assert first.success
         assert len(first.asset_materializations_for_node("influxdb__events")) == 24
+        # Real HA sends start-time states stamped at the hour's start: only the first hour, which
+        # HA holds nothing from before (the seeded history starts inside it), is rewritten alone.
+        events_md = first.asset_materializations_for_node("influxdb__events")[-1].metadata
+        assert events_md["hours_rewritten_alone"].value == 1
+        assert events_md["hours_kept_from_archive"].value == 0
         assert _count(influx, "events", start, end) == expected
         hourly = _read(influx, "events_hourly", start, end)
         assert int(hourly["count"].sum()) == expected
@@ -337,3 +342,36 @@ def test_influxdb_outage_mid_partition_fails_clearly_and_the_rerun_heals(
         assert _count(influx, "events", start, end) == expected
     finally:
         healed_server.stop()
+
+
+def test_archived_hours_survive_a_purge_of_has_recorder(seeded_ha, store, influx, window):
+    """HA keeps about 10 days; re-running an archived partition after its recorder purged the
+    hours must keep the archive, not replace it with the nothing HA now returns. Runs last in
+    this module: it purges the seeded HA's recorder."""
+    _, end = window
+    start = end - timedelta(hours=3)
+    ha = HomeAssistantResource(url=seeded_ha.url, token=seeded_ha.token)
+    resources = {"ha": ha, "metadata_store": store, "influxdb": influx}
+    selection = dg.AssetSelection.assets(history.events)
+    with dg.instance_for_test() as instance:
+        assert dg.materialize(ASSETS, resources=resources, instance=instance, selection=INVENTORY).success
+        assert dg.materialize(ASSETS, resources=resources, instance=instance, selection=selection,
+                              tags=_range_tags(start, end)).success
+        archived = _count(influx, "events", start, end)
+        assert archived == _ha_rows(seeded_ha, start, end) > 0
+
+        with ha.client() as client:
+            client.call_service("recorder", "purge", {"keep_days": 0})
+        deadline = time.monotonic() + 60
+        while _ha_rows(seeded_ha, start, end) > 0:
+            assert time.monotonic() < deadline, "HA's recorder did not purge the seeded hours"
+            time.sleep(0.5)
+
+        again = dg.materialize(ASSETS, resources=resources, instance=instance, selection=selection,
+                               tags=_range_tags(start, end))
+        assert again.success
+        assert _count(influx, "events", start, end) == archived
+        metadata = again.asset_materializations_for_node("influxdb__events")[-1].metadata
+        assert metadata["hours_kept_from_archive"].value == 3
+        assert metadata["points_kept_from_archive"].value == archived
+        assert all(e.passed for e in again.get_asset_check_evaluations())

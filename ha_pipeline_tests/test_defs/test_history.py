@@ -245,3 +245,69 @@ def test_hours_influxdb_drops_for_retention_are_reported_and_the_others_verified
     backend.delete(spec.name, spec.measurement, hour, hour + timedelta(seconds=1))
     with pytest.raises(dg.Failure, match=f"InfluxDB holds 39 points for {hour:%Y-%m-%d %H:00} UTC"):
         rewrite.verify()
+
+
+class _PurgedHomeAssistant:
+    """Wraps the simulator's resource: its history behaves as after HA's recorder purged every
+    state older than `purged_before` (no rows before it, no start-time state for earlier windows)."""
+
+    def __init__(self, inner, purged_before: datetime):
+        self._inner, self._cut = inner, purged_before.timestamp()
+
+    def client(self, **timeouts):
+        real, cut = self._inner.client(**timeouts), self._cut
+
+        class Client:
+            def __enter__(self):
+                real.__enter__()
+                return self
+
+            def __exit__(self, *exc):
+                return real.__exit__(*exc)
+
+            def __getattr__(self, name):
+                return getattr(real, name)
+
+            def history_during_period(self, start, *args, **kwargs):
+                rows = real.history_during_period(start, *args, **kwargs)
+                if start.timestamp() >= cut:
+                    return rows
+                kept = {e: [r for r in rs if r["lu"] >= cut and r["lu"] != start.timestamp()] for e, rs in rows.items()}
+                return {e: rs for e, rs in kept.items() if rs}
+
+        return Client()
+
+
+def test_archived_hours_ha_has_purged_are_kept_not_replaced(resources, simulator_ha, influx_v1):
+    start = _day_ago() + timedelta(hours=4)
+    hour = timedelta(hours=1)
+    selection = dg.AssetSelection.assets(history.events)
+    with dg.instance_for_test() as instance:
+        _run(HISTORY_ASSETS, resources, instance, selection=dg.AssetSelection.groups("inventory"))
+        assert _run(HISTORY_ASSETS, resources, instance, selection=selection, tags=_range_tags(start, 3)).success
+        archived = [_count(influx_v1, "events", start + i * hour, start + (i + 1) * hour) for i in range(3)]
+        assert min(archived) > 0
+
+        # HA's recorder has since purged everything before the middle of the second hour.
+        class Purged(type(simulator_ha)):
+            def client(self, **timeouts):
+                return _PurgedHomeAssistant(simulator_ha, start + 1.5 * hour).client(**timeouts)
+
+        purged = Purged(url=simulator_ha.url, token=simulator_ha.token)
+        again = _run(HISTORY_ASSETS, {**resources, "ha": purged}, instance,
+                     selection=selection, tags=_range_tags(start, 3))
+        assert again.success
+        # Hours 1 and 2 keep every archived point; hour 3, which HA still holds whole, is rewritten.
+        assert [_count(influx_v1, "events", start + i * hour, start + (i + 1) * hour) for i in range(3)] == archived
+        metadata = _metadata(again, "influxdb/events")
+        assert metadata["hours_kept_from_archive"] == 2
+        assert metadata["points_kept_from_archive"] == archived[0] + archived[1]
+        assert metadata["rows_kept"] == archived[2]
+        assert "Kept 2 archived hour(s)" in metadata["kept_from_archive"]
+        evaluations = {e.check_name: e for e in again.get_asset_check_evaluations()}
+        assert evaluations["events_match_ha_rows"].passed
+
+        # An hour HA holds whole again (the purge undone) is rewritten from HA as usual.
+        healed = _run(HISTORY_ASSETS, resources, instance, selection=selection, tags=_range_tags(start, 3))
+        assert _metadata(healed, "influxdb/events")["hours_kept_from_archive"] == 0
+        assert _count(influx_v1, "events", start, start + 3 * hour) == sum(archived)

@@ -193,6 +193,29 @@ class HourlyRewrite:
             )
 
 
+def _ha_has_older_states(history: dict[str, list[dict]], start: datetime) -> bool:
+    """True when HA sent a start-time state for some entity: it still holds rows from before
+    `start`, so (its recorder purges by one cut-off time) it has this hour and every later one whole."""
+    start_s = start.timestamp()
+    return any(
+        rows and isinstance(rows[0], dict) and isinstance(rows[0].get("lu"), (int, float))
+        and abs(rows[0]["lu"] - start_s) < 5e-7
+        for rows in history.values()
+    )
+
+
+def _archive_sentence(kept: dict[str, tuple[int, int]], spec) -> str:
+    if not kept:
+        return "No archived hour was kept in place of HA's history."
+    points = sum(archived for archived, _ in kept.values())
+    return (
+        f"Kept {len(kept)} archived hour(s) ({points} points) in bucket '{spec.name}' as they were: "
+        "Home Assistant no longer holds all of their history (its recorder purged everything before "
+        "a point in or after them), so rewriting them would have lost points. First kept hour: "
+        f"{min(kept)} ({kept[min(kept)][0]} archived points, {kept[min(kept)][1]} rows from HA)."
+    )
+
+
 @dg.asset(
     key=["influxdb", "events"],
     deps=[["homeassistant", "history"], ["sqlite", "entities"]],
@@ -217,7 +240,8 @@ def events(
     class from the SQL inventory. The run's hours are deleted, then rewritten by one pipelined
     write that stores each hour while the next is fetched and normalised, then counted back per
     hour; a count that differs fails the run, naming the hour. Hours older than the bucket's
-    retention are skipped and said so. `seconds_per_stage` is the run's wall time spent in each
+    retention are skipped and said so. An archived hour HA no longer holds whole (its recorder
+    purged it) is kept as archived, never replaced by less, and said so. `seconds_per_stage` is the run's wall time spent in each
     stage (they add up to the run): `write` is the delete plus the time spent formatting points
     and waiting for InfluxDB, not InfluxDB's own time, most of which overlaps fetch and normalise."""
     window = context.partition_time_window
@@ -250,39 +274,79 @@ def events(
         plain_ids = sorted(set(entity_ids) - set(attribute_ids))
         seconds["fetch"] += time.monotonic() - started
 
-        started = time.monotonic()
-        with HourlyRewrite(backend, spec, kept_hours[0][0], kept_hours[-1][1]) as rewrite:
-            seconds["write"] += time.monotonic() - started
+        def fetched() -> Iterator[tuple[datetime, datetime, pd.DataFrame, bool]]:
+            """Each kept hour fetched and normalised, and whether HA holds states from before it."""
+            nonlocal rows_fetched
             for start, end in kept_hours:
                 started = time.monotonic()
                 history = _fetch_hour(client, start, end, plain_ids, attribute_ids, config.entity_batch_size)
                 seconds["fetch"] += time.monotonic() - started
                 rows_fetched += sum(len(rows) for rows in history.values())
-
                 started = time.monotonic()
+                older = _ha_has_older_states(history, start)
                 frame, hour_rejects = history_to_events(history, start, end, tags_by_entity)
                 del history
                 rejects.update(hour_rejects)
                 seconds["normalise"] += time.monotonic() - started
+                yield start, end, frame, older
 
-                started = time.monotonic()
-                rewrite.add(start, frame)
-                seconds["write"] += time.monotonic() - started
+        def rewrite(start: datetime, end: datetime, frame: pd.DataFrame, more: Iterator) -> None:
+            """Delete [start, end), then write `frame` and every frame `more` yields, in one stream."""
             started = time.monotonic()
-            rewrite.close()
-            seconds["write"] += time.monotonic() - started
+            with HourlyRewrite(backend, spec, start, end) as hourly:
+                hourly.add(start, frame)
+                seconds["write"] += time.monotonic() - started
+                for hour_start, _, hour_frame, _ in more:
+                    started = time.monotonic()
+                    hourly.add(hour_start, hour_frame)
+                    seconds["write"] += time.monotonic() - started
+                started = time.monotonic()
+                hourly.close()
+                seconds["write"] += time.monotonic() - started
+            rewrites.append(hourly)
+
+        # HA's recorder keeps about 10 days: an archived hour older than that must not be replaced
+        # by the little (or nothing) HA still returns for it. While HA holds nothing from before
+        # an hour, that hour is rewritten alone, and only when HA returns at least as many rows as
+        # the archive holds; from the first hour HA has whole, the rest is one delete and one write.
+        rewrites: list[HourlyRewrite] = []
+        archived: dict[pd.Timestamp, int] | None = None
+        kept_archive: dict[str, tuple[int, int]] = {}
+        hours_alone = 0
+        hours_left = fetched()
+        for start, end, frame, older in hours_left:
+            if older:
+                rewrite(start, kept_hours[-1][1], frame, hours_left)
+                break
+            if archived is None:  # counted before anything of the run is deleted
+                started = time.monotonic()
+                archived = backend.count_by_window(
+                    spec.name, spec.measurement, kept_hours[0][0], kept_hours[-1][1], timedelta(hours=1),
+                    field="state_value",
+                )
+                seconds["verify"] += time.monotonic() - started
+            in_archive = archived.get(pd.Timestamp(start), 0)
+            if len(frame) < in_archive:
+                kept_archive[start.isoformat()] = (in_archive, len(frame))
+                continue
+            rewrite(start, end, frame, iter(()))
+            hours_alone += 1
 
     started = time.monotonic()
-    rewrite.verify()
+    for hourly in rewrites:
+        hourly.verify()
     seconds["verify"] += time.monotonic() - started
-    for part, hour_entities in rewrite.stored.values():
-        rows_kept += part.rows
-        points_written += part.accepted
-        entities.update(hour_entities)
-    skipped += [start.isoformat() for start in rewrite.rejected]
+    for hourly in rewrites:
+        for part, hour_entities in hourly.stored.values():
+            rows_kept += part.rows
+            points_written += part.accepted
+            entities.update(hour_entities)
+        skipped += [start.isoformat() for start in hourly.rejected]
     if skipped:
         context.log.warning(f"{_skipped_sentence(skipped, spec)} First skipped hour: {skipped[0]}.")
-    if not rewrite.stored:
+    if kept_archive:
+        context.log.warning(_archive_sentence(kept_archive, spec))
+    if not kept_archive and not any(hourly.stored for hourly in rewrites):
         return
     yield dg.MaterializeResult(
         metadata={
@@ -299,6 +363,11 @@ def events(
             ),
             "hours_skipped": dg.MetadataValue.int(len(skipped)),
             "skipped": dg.MetadataValue.text(_skipped_sentence(skipped, spec)),
+            "hours_kept_from_archive": dg.MetadataValue.int(len(kept_archive)),
+            # Hours HA held nothing from before (a new or purged recorder): rewritten one by one.
+            "hours_rewritten_alone": dg.MetadataValue.int(hours_alone),
+            "points_kept_from_archive": dg.MetadataValue.int(sum(a for a, _ in kept_archive.values())),
+            "kept_from_archive": dg.MetadataValue.text(_archive_sentence(kept_archive, spec)),
             "bucket": dg.MetadataValue.text(spec.name),
         }
     )
