@@ -12,6 +12,7 @@ import gc
 import json
 import logging
 import random
+import re
 import socket
 import threading
 import time
@@ -126,6 +127,9 @@ def _batches(items: list[T], size: int) -> list[list[T]]:
 
 
 _FROM_ENTRIES = ("device_class", "original_device_class", "capabilities")
+# HA's own rule (homeassistant.core.valid_entity_id). get_entries refuses a whole request that
+# holds one id breaking it, so such ids are not asked about: their records keep no device classes.
+_VALID_ENTITY_ID = re.compile(r"(?!.+__)(?!_)[\da-z_]+(?<!_)\.(?!_)[\da-z_]+(?<!_)")
 _FROM_STATE = ("unit_of_measurement", "state_class")
 
 
@@ -486,15 +490,22 @@ class AsyncHomeAssistantClient:
 
             async def enrich(items: list[Any]) -> None:
                 nonlocal attributes_by_entity
-                ids = [item["entity_id"] for item in items if isinstance(item, dict) and isinstance(item.get("entity_id"), str)]
-                if ids:
-                    details = await self.command(
-                        "config/entity_registry/get_entries", entity_ids=list(dict.fromkeys(ids))
-                    )
-                    state_list = await states
-                    if attributes_by_entity is None:
-                        attributes_by_entity = _attributes_by_entity(state_list)
-                    _enrich_entities(items, details, attributes_by_entity)
+                ids = [
+                    item["entity_id"]
+                    for item in items
+                    if isinstance(item, dict)
+                    and isinstance(item.get("entity_id"), str)
+                    and _VALID_ENTITY_ID.fullmatch(item["entity_id"])
+                ]
+                details = (
+                    await self.command("config/entity_registry/get_entries", entity_ids=list(dict.fromkeys(ids)))
+                    if ids
+                    else {}
+                )
+                state_list = await states
+                if attributes_by_entity is None:
+                    attributes_by_entity = _attributes_by_entity(state_list)
+                _enrich_entities(items, details, attributes_by_entity)
                 # Each part is merged and hashed as it arrives, while HA serialises the next ones.
                 if digest is not None:
                     digest.add("entities", items)

@@ -467,3 +467,22 @@ def test_registry_fingerprint_matches_the_snapshot_and_is_bounded_in_time(server
             ha.registry_fingerprint(timeout=0.5)
         assert time.monotonic() - started < 5
         assert ha.config().version == "2024.1.6"  # the connection is still usable
+
+
+def test_an_entity_id_ha_would_refuse_does_not_sink_get_entries(server: ScriptedServer) -> None:
+    listed = sample("entity_registry_list.json")
+    bad = {**listed[0], "entity_id": "Sensor.Not Valid", "id": "bad-id", "unique_id": "bad"}
+    server.handlers["config/entity_registry/list"] = lambda msg: [*listed, bad]
+    default = server.handlers["config/entity_registry/get_entries"]
+    # As HA's cv.entity_ids: one invalid id fails the whole request.
+    server.handlers["config/entity_registry/get_entries"] = lambda msg: (
+        Error("invalid_format", "Invalid entity ID") if bad["entity_id"] in msg["entity_ids"] else default(msg)
+    )
+    with HomeAssistantClient(server.url, TOKEN) as ha:
+        fingerprint = ha.registry_fingerprint()
+        entities = ha.registry_payloads()["entities"]
+    assert len(fingerprint) == 64
+    assert [e["device_class"] for e in entities if e["entity_id"] == bad["entity_id"]] == [None]
+    enriched = {e["entity_id"]: e for e in entities}
+    entry = sample("entity_registry_get_entries.json")
+    assert all(enriched[i]["original_device_class"] == entry[i]["original_device_class"] for i in entry if i in enriched)
