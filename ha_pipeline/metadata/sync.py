@@ -310,6 +310,24 @@ class _Bulk:
             self.conn.execute(tbl.insert(), [dict(zip(names, r)) for r in rows])
         self.written += len(rows)
 
+    def insert_new(self, tbl: sa.Table, names: tuple[str, ...], rows: list[tuple], ts: Any) -> None:
+        """New inventory rows: ``names`` from each row, first_seen = last_seen = ``ts``, not removed.
+
+        On SQLite the timestamp is a literal of the statement, not three more parameters bound
+        per row (a first sync binds 2M of them).
+        """
+        if not rows:
+            return
+        if self.sqlite:
+            stamp = "'" + str(ts).replace("'", "''") + "'"
+            marks = ", ".join("?" * len(names))
+            self.conn.exec_driver_sql(
+                f"INSERT INTO {tbl.name} ({', '.join(names + _SEEN)}) VALUES ({marks}, {stamp}, {stamp}, NULL)", rows
+            )
+            self.written += len(rows)
+        else:
+            self.insert(tbl, names + _SEEN, [r + (ts, ts, None) for r in rows])
+
     def update(self, tbl: sa.Table, names: tuple[str, ...], keys: tuple[str, ...], rows: list[tuple]) -> None:
         """``UPDATE tbl SET names... WHERE keys...``; each row is set values then key values."""
         if not rows:
@@ -440,7 +458,7 @@ def sync_snapshot(
 
         # New ids in key order: appending to the table's B-tree is cheaper than splitting pages.
         added = sorted(new_rows.keys() - old_rows.keys())
-        inserts = [new_rows[oid] + (ts, ts, None) for oid in added]
+        inserts = [new_rows[oid] for oid in added]
         if is_devices:
             link_inserts += [(oid, e) for oid in added for e in snap.links.get(oid, ())]
         result.added[table] = len(added)
@@ -489,7 +507,7 @@ def sync_snapshot(
                 result.removed[table] += 1
 
         after_rowid = bulk.next_rowid(tbl) if added else 0
-        bulk.insert(tbl, cols + _SEEN, inserts)
+        bulk.insert_new(tbl, cols, inserts, ts)
         bulk.update(tbl, cols[1:] + ("last_seen", "removed_at"), (pk,), updates)
         bulk.update(tbl, ("removed_at",), (pk,), removals)
         if is_devices:
