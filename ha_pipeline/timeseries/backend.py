@@ -61,10 +61,14 @@ class InfluxQueryError(InfluxError):
 class InfluxWriteError(InfluxError):
     """A write was refused; ``accepted`` points (of the whole ``write`` call) were stored."""
 
-    def __init__(self, reason: str, first_bad_line: str | None = None, accepted: int = 0) -> None:
+    def __init__(
+        self, reason: str, first_bad_line: str | None = None, accepted: int = 0, partial: bool = False
+    ) -> None:
         self.reason = reason
         self.first_bad_line = first_bad_line
         self.accepted = accepted
+        # InfluxDB stored the batch's other points ("partial write"): only the offending ones are lost.
+        self.partial = partial
         super().__init__(reason)
 
     def __str__(self) -> str:
@@ -183,7 +187,7 @@ def classify_write_failure(message: str, body: bytes, lines: int) -> InfluxWrite
             accepted=accepted,
         )
     if unparsable:
-        return InfluxWriteError(reason, truncate(unparsable[0]), accepted)
+        return InfluxWriteError(reason, truncate(unparsable[0]), accepted, partial)
     conflict = _TYPE_CONFLICT.search(message)
     if conflict:
         field, wrong_type = conflict.group("field"), conflict.group("type")
@@ -193,9 +197,10 @@ def classify_write_failure(message: str, body: bytes, lines: int) -> InfluxWrite
             f"another type ({truncate(message, 300)})",
             truncate(bad) if bad else None,
             accepted,
+            partial,
         )
     first = text.split("\n", 1)[0]
-    return InfluxWriteError(reason, truncate(first) if first else None, accepted)
+    return InfluxWriteError(reason, truncate(first) if first else None, accepted, partial)
 
 
 @dataclass
@@ -205,9 +210,14 @@ class FrameWrite:
     rows: int
     accepted: int = 0  # points the server acknowledged
     dropped_rows: int = 0  # rows without any field value: nothing to write
-    # Points older than the bucket's retention were dropped (its ``accepted`` = this frame's):
-    # the only failure that does not stop the stream, since it depends on the frame's times only.
+    encoded_rows: int = 0  # points with a tag value stored encoded (line_protocol.encode_tag_value)
+    # Points older than the bucket's retention were dropped (its ``accepted`` = this frame's).
+    # Neither this nor ``refused`` stops the stream: they depend on this frame's data only.
     rejected: RetentionRejectedError | None = None
+    # InfluxDB refused some points of a batch and stored the rest (a "partial write", e.g. a field
+    # type conflict): the first such error; ``refused_points`` counts the points it did not store.
+    refused: InfluxWriteError | None = None
+    refused_points: int = 0
 
 
 class WriteStream:
@@ -232,7 +242,7 @@ class WriteStream:
         self._backend = backend
         self._target = (bucket, measurement, list(tags), list(fields), time, precision)
         self._pool = ThreadPoolExecutor(max_workers=backend.max_in_flight, thread_name_prefix="influx-write")
-        self._pending: deque[tuple[FrameWrite, Future[int]]] = deque()
+        self._pending: deque[tuple[FrameWrite, Future[int], int]] = deque()
         self._frames: list[FrameWrite] = []
         self._failure: InfluxError | None = None
         self._closed = False
@@ -269,6 +279,7 @@ class WriteStream:
                 self._failure = self._failure or InfluxWriteError(f"rows from {offset} on cannot be written: {exc}")
                 break
             frame.dropped_rows += prepared.dropped_rows
+            frame.encoded_rows += prepared.encoded_rows
             for start, stop in prepared.chunk_bounds(backend.batch_lines):
                 while self._pending and self._pending[0][1].done():
                     self._settle()  # learn of a failure as soon as it happened
@@ -276,7 +287,7 @@ class WriteStream:
                     break
                 body = prepared.body(start, stop)  # built while earlier batches are in flight
                 future = self._pool.submit(backend._send_batch, bucket, body, precision, stop - start)
-                self._pending.append((frame, future))
+                self._pending.append((frame, future, stop - start))
                 # one body more than the pool runs waits queued, so a freed connection never
                 # idles while the next body is being built
                 while len(self._pending) > backend.max_in_flight:
@@ -288,7 +299,7 @@ class WriteStream:
         return frame
 
     def _settle(self) -> None:
-        frame, future = self._pending.popleft()
+        frame, future, lines = self._pending.popleft()
         try:
             frame.accepted += future.result()
         except RetentionRejectedError as exc:
@@ -296,7 +307,11 @@ class WriteStream:
             frame.rejected = frame.rejected or exc
         except InfluxWriteError as exc:
             frame.accepted += exc.accepted
-            self._failure = self._failure or exc
+            if exc.partial:
+                frame.refused = frame.refused or exc
+                frame.refused_points += lines - exc.accepted
+            else:
+                self._failure = self._failure or exc
         except InfluxError as exc:
             self._failure = self._failure or exc
 
@@ -417,6 +432,12 @@ class TimeseriesBackend(ABC):
         in one query; keyed by window start (UTC), every window present (0 when empty)."""
 
     @abstractmethod
+    def series_counts(
+        self, bucket: str, measurement: str, start: datetime, stop: datetime, key: str, field: str
+    ) -> dict[str, int]:
+        """Points with ``field`` in ``[start, stop)`` per value of tag ``key`` (values with none left out)."""
+
+    @abstractmethod
     def _post_lines(self, bucket: str, body: bytes, precision: str) -> WriteReply:
         """POST one line-protocol body; raise :class:`TransientWriteError` on timeouts/connection loss."""
 
@@ -441,8 +462,10 @@ class TimeseriesBackend(ABC):
         """
         with self.write_stream(bucket, measurement, tags, fields, time, precision) as stream:
             frame = stream.add(df)
-        if frame.rejected is not None:
-            raise frame.rejected
+        for failure in (frame.rejected, frame.refused):
+            if failure is not None:
+                failure.accepted = frame.accepted
+                raise failure
         return frame.accepted
 
     def write_stream(

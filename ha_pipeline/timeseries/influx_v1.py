@@ -35,6 +35,7 @@ from ha_pipeline.timeseries.backend import (
     window_starts,
 )
 from ha_pipeline.timeseries.buckets import BucketSpec, InfluxSettings
+from ha_pipeline.timeseries.line_protocol import decode_tag_column, encode_tag_value
 
 RETENTION_POLICY = "ha_pipeline"
 _V1_PRECISION = {"s": "s", "ms": "ms", "us": "u", "ns": "n"}
@@ -55,8 +56,10 @@ def quote_string(value: str) -> str:
 
 
 def tag_equals(key: str, value: str) -> str:
-    """``"key" = 'value'``; values with a carriage return use an anchored regex instead, because
-    InfluxQL turns a raw CR into a newline and its string literals have no escape for it."""
+    """``"key" = 'value'`` for the value as stored (:func:`encode_tag_value`); values with a carriage
+    return use an anchored regex instead, because InfluxQL turns a raw CR into a newline and its
+    string literals have no escape for it. ``''`` matches points without the tag."""
+    value = encode_tag_value(value)
     if "\r" not in value:
         return f"{quote_ident(key)} = {quote_string(value)}"
     escaped = "".join(_REGEX_ESCAPES.get(ch, "\\" + ch if ch in _REGEX_META else ch) for ch in value)
@@ -343,10 +346,29 @@ class InfluxV1Backend(TimeseriesBackend):
         df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         df["time"] = pd.to_datetime(df["time"].astype("int64"), unit="ns", utc=True)
         # JSON loses the field type (a float 1.0 arrives as 1, an int with gaps as float): restore it.
-        for name, kind in self._field_types(bucket, measurement).items():
+        field_types = self._field_types(bucket, measurement)
+        for name, kind in field_types.items():
             if name in df.columns and kind in _PANDAS_TYPE:
                 df[name] = df[name].astype(_PANDAS_TYPE[kind])
+        for name in df.columns:
+            if name != "time" and name not in field_types:
+                df[name] = decode_tag_column(df[name])
         return df
+
+    def series_counts(
+        self, bucket: str, measurement: str, start: datetime, stop: datetime, key: str, field: str
+    ) -> dict[str, int]:
+        q = (
+            f"SELECT count({quote_ident(field)}) FROM {quote_ident(measurement)} "
+            f"{self._where(start, stop, None)} GROUP BY {quote_ident(key)}"
+        )
+        counts: dict[str, int] = {}
+        for s in self.query(q, db=bucket)[0].get("series", []):
+            value = (s.get("tags") or {}).get(key) or ""
+            total = sum(int(row[1] or 0) for row in s.get("values", []))
+            if total:
+                counts[decode_tag_column(pd.Series([value], dtype=object)).iat[0]] = total
+        return counts
 
     def _field_types(self, bucket: str, measurement: str) -> dict[str, str]:
         """Field name → InfluxDB type (float, integer, string, boolean)."""

@@ -38,6 +38,7 @@ from ha_pipeline.timeseries.backend import (
     window_starts,
 )
 from ha_pipeline.timeseries.buckets import BucketSpec, InfluxSettings
+from ha_pipeline.timeseries.line_protocol import decode_tag_column, encode_tag_value
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,9 @@ def delete_predicate(measurement: str, tags: dict[str, str]) -> str:
             raise InfluxQueryError(f"InfluxDB 2 cannot delete by a value containing a carriage return: {text[:80]!r}")
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
-    parts = [f"_measurement={quoted(measurement)}"] + [f"{quoted(k)}={quoted(v)}" for k, v in sorted(tags.items())]
+    parts = [f"_measurement={quoted(measurement)}"] + [
+        f"{quoted(k)}={quoted(encode_tag_value(v))}" for k, v in sorted(tags.items())
+    ]
     return " AND ".join(parts)
 
 
@@ -174,7 +177,7 @@ class InfluxV2Backend(TimeseriesBackend):
         for key in sorted(tags or {}):
             values = tags[key]  # type: ignore[index]
             options = [values] if isinstance(values, str) else list(values)
-            ors = " or ".join(f"r[{flux_string(key)}] == {flux_string(v)}" for v in options)
+            ors = " or ".join(f"r[{flux_string(key)}] == {flux_string(encode_tag_value(v))}" for v in options)
             lines.append(f"  |> filter(fn: (r) => {ors})")
         return "\n".join(lines)
 
@@ -203,7 +206,26 @@ class InfluxV2Backend(TimeseriesBackend):
         df = pd.concat(frames, ignore_index=True).drop(columns=["result", "table"], errors="ignore")
         df = df.rename(columns={"_time": "time"})
         df["time"] = pd.to_datetime(df["time"], utc=True)
+        # The pivot does not say which columns were tags: all but the fields asked for are decoded
+        # (without `fields`, a string field stored starting with "~~" would be decoded too).
+        for name in df.columns:
+            if name != "time" and name not in (fields or ()) and df[name].dtype == object:
+                df[name] = decode_tag_column(df[name])
         return df
+
+    def series_counts(
+        self, bucket: str, measurement: str, start: datetime, stop: datetime, key: str, field: str
+    ) -> dict[str, int]:
+        flux = self._flux(bucket, measurement, start, stop, None)
+        flux += f"\n  |> filter(fn: (r) => r._field == {flux_string(field)})"
+        flux += f"\n  |> group(columns: [{flux_string(key)}])\n  |> count()"
+        tables = self._call("a count query", self._client.query_api().query, flux, org=self.settings.org)
+        counts: dict[str, int] = {}
+        for table in tables:
+            for rec in table.records:
+                value = decode_tag_column(pd.Series([rec.values.get(key) or ""], dtype=object)).iat[0]
+                counts[value] = counts.get(value, 0) + int(rec.get_value() or 0)
+        return {k: v for k, v in counts.items() if v}
 
     def count(
         self,

@@ -12,14 +12,20 @@ Escaping follows what InfluxDB 1.x actually parses (measured on 1.6.7, same rule
   written as is (the server keeps it literally);
 - string field values: in double quotes, ``\\`` and ``"`` backslash-escaped; newlines allowed.
 
-Two things cannot be represented in a tag key or value and raise :class:`LineProtocolError`
-instead of being silently changed: a newline not preceded by a backslash (it ends the line) and
-a trailing backslash (it escapes the separator after it).
+Line protocol cannot carry a newline or carriage return in a tag value (it ends the line) nor a
+trailing backslash (it escapes the separator after it), yet Home Assistant accepts such names
+(``Printer C:\\``, an entity id ending in a newline). Such tag values are stored in a reversible
+encoding (:func:`encode_tag_value`): ``~~`` followed by the value with ``%``, ``\\`` and control
+characters written as ``%XX``; values that already start with ``~~`` are encoded too, so decoding
+is exact. Readers decode (:func:`decode_tag_value`), filters encode, so callers only ever see the
+value HA gave. Tag *keys*, field keys and measurements are our own names: for them a newline or a
+trailing backslash still raises :class:`LineProtocolError`.
 """
 
 from __future__ import annotations
 
 import ctypes
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -30,6 +36,42 @@ PRECISION_FACTOR: dict[str, int] = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1
 DEFAULT_BATCH_LINES = 50_000
 _IDENTITY_SAMPLE = 10_000
 _FIXED_FLOATS_FROM = 4_096
+
+
+TAG_ESCAPE_PREFIX = "~~"
+_NEEDS_ESCAPE = re.compile(r"[\x00-\x1f\x7f]|\\\Z")
+_ESCAPED_CHARS = re.compile(r"[%\\\x00-\x1f\x7f]")
+_PERCENT = re.compile(r"%([0-9A-F]{2})")
+
+
+def tag_value_needs_encoding(value: str) -> bool:
+    """True for a tag value line protocol cannot carry as it is (or that looks encoded)."""
+    return value.startswith(TAG_ESCAPE_PREFIX) or _NEEDS_ESCAPE.search(value) is not None
+
+
+def encode_tag_value(value: str) -> str:
+    """The value as stored in a tag: unchanged when line protocol can carry it, else ``~~`` + %XX-escaped."""
+    if not tag_value_needs_encoding(value):
+        return value
+    return TAG_ESCAPE_PREFIX + _ESCAPED_CHARS.sub(lambda m: f"%{ord(m.group()):02X}", value)
+
+
+def decode_tag_value(value: str) -> str:
+    """Inverse of :func:`encode_tag_value`."""
+    if not value.startswith(TAG_ESCAPE_PREFIX):
+        return value
+    return _PERCENT.sub(lambda m: chr(int(m.group(1), 16)), value[len(TAG_ESCAPE_PREFIX):])
+
+
+def decode_tag_column(values: pd.Series) -> pd.Series:
+    """:func:`decode_tag_value` over a column of tag values (None stays None); decodes distinct values once."""
+    if values.empty:
+        return values
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if not any(isinstance(u, str) and u.startswith(TAG_ESCAPE_PREFIX) for u in uniques):
+        return values
+    decoded = np.array([decode_tag_value(u) if isinstance(u, str) else u for u in uniques] + [None], dtype=object)
+    return pd.Series(decoded[codes], index=values.index, dtype=object)
 
 
 class LineProtocolError(ValueError):
@@ -92,6 +134,7 @@ class PreparedLines:
     pieces: np.ndarray
     dropped_rows: int
     timestamps: np.ndarray = field(repr=False)  # int64 at the chosen precision, per line
+    encoded_rows: int = 0  # lines with at least one tag value stored encoded (encode_tag_value)
 
     @property
     def lines(self) -> int:
@@ -154,19 +197,23 @@ def _factorize(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(by_value, dtype=np.int64)[identity], np.asarray(uniques, dtype=object)
 
 
-def _tag_codes(column: pd.Series, name: str) -> tuple[np.ndarray, list[str]]:
-    """Codes into escaped ``,key=value`` pieces; code 0 is "absent" (null or empty)."""
+def _tag_codes(column: pd.Series, name: str) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Codes into escaped ``,key=value`` pieces (code 0 is "absent": null or empty), and per
+    code whether the value is stored encoded."""
     codes, uniques = _factorize(column)
     key = escape_key(name)
     pieces = [""]
+    encoded = [False]
     for value in uniques.tolist():
         text = str(value)
         if text == "":
             pieces.append("")
+            encoded.append(False)
             continue
-        _check_key_like(text, f"tag {name!r} value")
-        pieces.append(f",{key}={escape_key(text)}")
-    return codes + 1, pieces
+        stored = encode_tag_value(text)
+        pieces.append(f",{key}={escape_key(stored)}")
+        encoded.append(stored != text)
+    return codes + 1, pieces, np.asarray(encoded, dtype=bool)
 
 
 def _field_values(column: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray, str]:
@@ -278,11 +325,15 @@ def prepare_lines(
     # Tags sorted by key (byte order), the order InfluxDB stores them in: saves it a sort per line.
     tag_names = sorted(tags, key=lambda t: t.encode("utf-8"))
     tag_parts = [_tag_codes(df[t], t) for t in tag_names]
-    series_code, first_rows = _combine([c for c, _ in tag_parts], n)
+    series_code, first_rows = _combine([c for c, _, _ in tag_parts], n)
     series_keys = np.array(
-        [_raw(series_prefix + "".join(p[c[r]] for c, p in tag_parts)) for r in first_rows.tolist()] or [""],
+        [_raw(series_prefix + "".join(p[c[r]] for c, p, _ in tag_parts)) for r in first_rows.tolist()] or [""],
         dtype=object,
     )
+    encoded = np.zeros(n, dtype=bool)
+    for c, _, is_encoded in tag_parts:
+        if is_encoded.any():
+            encoded |= is_encoded[c]
 
     field_parts = [(_raw(escape_key(name)), *_field_values(df[name], name)) for name in fields]
     present = np.stack([c >= 0 for _, c, _, _ in field_parts], axis=1) if n else np.zeros((0, len(fields)), bool)
@@ -310,7 +361,9 @@ def prepare_lines(
     ts_codes, ts_uniques = pd.factorize(kept_stamps)
     ts_text = np.array(list(map(" %d\n".__mod__, ts_uniques.tolist())), dtype=object)
     pieces[:, -1] = ts_text[ts_codes] if rows.size else ts_text[:0]
-    return PreparedLines(pieces=pieces, dropped_rows=int(n - rows.size), timestamps=kept_stamps)
+    return PreparedLines(
+        pieces=pieces, dropped_rows=int(n - rows.size), timestamps=kept_stamps, encoded_rows=int(encoded[rows].sum())
+    )
 
 
 def frame_to_lines(

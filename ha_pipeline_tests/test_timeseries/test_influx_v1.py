@@ -101,13 +101,16 @@ def test_delete_removes_exactly_the_window_and_tags(backend: InfluxV1Backend, bu
     assert sorted(zip(back.time, back.entity_id)) == sorted(zip(expected.time, expected.entity_id))
 
 
-@pytest.mark.parametrize("weird", [WEIRD_ID, "carriage\rreturn/.*"])
+@pytest.mark.parametrize(
+    "weird", [WEIRD_ID, "carriage\rreturn/.*", "Printer C:\\", "sensor.ends_in_newline\n", "~~looks%20encoded", "tab\there"]
+)
 def test_weird_entity_id_written_read_and_deleted_alone(backend: InfluxV1Backend, bucket: str, weird: str) -> None:
     df = frame(60, entities=(weird, "sensor.normal"))
     backend.write(bucket, df, M, TAGS, FIELDS)
     stop = START + pd.Timedelta(days=1)
     back = backend.read(bucket, M, START, stop, tags={"entity_id": weird})
     assert set(back.entity_id) == {weird} and len(back) == 30
+    assert backend.series_counts(bucket, M, START, stop, "entity_id", "state_value") == {weird: 30, "sensor.normal": 30}
     backend.delete(bucket, M, START, stop, tags={"entity_id": weird})
     assert backend.count(bucket, M, START, stop, tags={"entity_id": weird}) == 0
     assert backend.count(bucket, M, START, stop) == 30
@@ -162,21 +165,34 @@ def test_write_stream_keeps_going_past_a_retention_rejection(backend: InfluxV1Ba
     assert backend.count(bucket, M, START, START + pd.Timedelta(days=1)) == 360
 
 
-def test_write_stream_stops_at_the_first_other_failure(backend: InfluxV1Backend, bucket: str) -> None:
+def test_write_stream_keeps_going_past_refused_points(backend: InfluxV1Backend, bucket: str) -> None:
+    """A partial write (InfluxDB stores the batch but for the points it refuses) is counted on
+    its frame; the later frames are still stored: one odd value never costs the valid data."""
     backend.write(bucket, frame(10), M, TAGS, FIELDS)
     conflicting = frame(10).assign(normalized_value=lambda d: d.state_value, time=lambda d: d.time + pd.Timedelta(hours=1))
+    later = [frame(10).assign(time=lambda d, h=h: d.time + pd.Timedelta(hours=2 + h)) for h in range(5)]
+    with backend.write_stream(bucket, M, TAGS, FIELDS) as stream:
+        odd = stream.add(conflicting)
+        parts = [stream.add(part) for part in later]
+    assert odd.refused is not None and "field type conflict" in str(odd.refused)
+    assert odd.refused_points == 10 - odd.accepted
+    assert [p.accepted for p in parts] == [10] * 5 and all(p.refused is None for p in parts)
+    stored = backend.count(bucket, M, START + pd.Timedelta(hours=1), START + pd.Timedelta(days=3))
+    assert stored == odd.accepted + 50
+    with pytest.raises(InfluxWriteError, match="field type conflict"):
+        backend.write(bucket, conflicting, M, TAGS, FIELDS)
+
+
+def test_write_stream_stops_at_the_first_other_failure(backend: InfluxV1Backend) -> None:
     later = [frame(10).assign(time=lambda d, h=h: d.time + pd.Timedelta(hours=2 + h)) for h in range(50)]
     added = 0
-    with pytest.raises(InfluxWriteError, match="field type conflict") as info:
-        with backend.write_stream(bucket, M, TAGS, FIELDS) as stream:
-            stream.add(conflicting)
+    with pytest.raises(InfluxWriteError, match="has no bucket/database"):
+        with backend.write_stream("no_such_database_here", M, TAGS, FIELDS) as stream:
             for part in later:
                 stream.add(part)
                 added += 1
-    # 2 requests in flight + 1 waiting: the failure is known before a third frame is queued
-    assert added <= 1
-    stored = backend.count(bucket, M, START + pd.Timedelta(hours=1), START + pd.Timedelta(days=3))
-    assert info.value.accepted == stored <= 10 * (added + 1)
+    # 2 requests in flight + 1 waiting: the failure is known before many frames are queued
+    assert added <= 4
 
 
 def test_auth_errors_name_the_credential(influxdb_auth_server) -> None:

@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ha_pipeline.timeseries.line_protocol import LineProtocolError, _format_floats, frame_to_lines, prepare_lines
+from ha_pipeline.timeseries.line_protocol import (
+    LineProtocolError,
+    _format_floats,
+    decode_tag_column,
+    decode_tag_value,
+    encode_tag_value,
+    frame_to_lines,
+    prepare_lines,
+)
 
 T0 = pd.Timestamp("2024-03-01T12:00:00.123456789", tz="UTC")
 
@@ -76,11 +84,38 @@ def test_unicode_is_utf8() -> None:
     assert body == 'm,area=Küche\\ ° unit="°C" 1709294400\n'.encode()
 
 
-@pytest.mark.parametrize("bad", ["ends with backslash\\", "bare\nnewline"])
-def test_unrepresentable_tag_values_raise(bad: str) -> None:
-    df = pd.DataFrame({"time": [T0], "tag": [bad], "f": [1.0]})
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        ("Printer C:\\", "~~Printer C:%5C"),
+        ("Line1\nLine2", "~~Line1%0ALine2"),
+        ("sensor.x\n", "~~sensor.x%0A"),
+        ("cr\rlf", "~~cr%0Dlf"),
+        ("~~already", "~~~~already"),
+        ("50 % \\ back", "50 % \\ back"),  # carried as is: only what line protocol cannot hold is encoded
+    ],
+)
+def test_tag_values_line_protocol_cannot_carry_are_encoded_reversibly(value: str, stored: str) -> None:
+    df = pd.DataFrame({"time": [T0, T0], "tag": [value, "plain"], "f": [1.0, 2.0]})
+    prepared = prepare_lines(df, "m", ["tag"], ["f"])
+    body = prepared.body(0, prepared.lines).decode("utf-8")
+    assert body.count("\n") == 2  # still two lines
+    assert encode_tag_value(value) == stored and decode_tag_value(stored) == value
+    assert prepared.encoded_rows == (stored != value)
+    assert decode_tag_column(pd.Series([stored, None, "plain"], dtype=object)).tolist() == [value, None, "plain"]
+
+
+@given(st.text())
+def test_tag_encoding_round_trips_and_is_line_safe(value: str) -> None:
+    stored = encode_tag_value(value)
+    assert decode_tag_value(stored) == value
+    assert "\n" not in stored and "\r" not in stored and not stored.endswith("\\")
+
+
+def test_our_own_names_are_not_encoded() -> None:
+    df = pd.DataFrame({"time": [T0], "bad\nkey": ["x"], "f": [1.0]})
     with pytest.raises(LineProtocolError, match="cannot be written"):
-        prepare_lines(df, "m", ["tag"], ["f"])
+        prepare_lines(df, "m", ["bad\nkey"], ["f"])
 
 
 def test_naive_time_refused() -> None:
