@@ -392,6 +392,13 @@ class TimeseriesBackend(ABC):
     ) -> None:
         """Delete points of ``measurement`` in ``[start, stop)`` matching every tag in ``tags``."""
 
+    def delete_many(
+        self, bucket: str, measurement: str, deletes: Sequence[tuple[datetime, datetime, Mapping[str, str]]]
+    ) -> None:
+        """Several :meth:`delete` calls of single-valued filters (``""`` matches an absent tag)."""
+        for start, stop, tags in deletes:
+            self.delete(bucket, measurement, start, stop, dict(tags))
+
     @abstractmethod
     def read(
         self,

@@ -11,9 +11,13 @@ Window edge rules (HA 2024.1 recorder semantics):
   ``duration_seconds`` (its ``lc`` when present, else the window start).
 * HA's own queries use ``last_updated < start`` for the start state and
   ``last_updated > start`` for window rows, so a row stamped exactly at the window start is
-  never returned by real HA. Other sources (the simulator, replays) may send one: the
-  *first* row of an entity at ``lu == window_start`` is taken as the start-time row, any
-  further rows at that instant are genuine events of the window.
+  never returned by a fetch that starts there. The archive therefore fetches from 1 µs before
+  the window (``fetched_from``, see ``timeseries/archive.py``): every row HA sends at
+  ``fetched_from`` is a start-time row (after an entity-id rename HA sends it twice), every
+  other row is an event, and a row stamped exactly at the window start is the window's.
+  Without ``fetched_from`` (a fetch that starts at the window), the *first* row of an entity
+  at ``lu == window_start`` is taken as the start-time row and any further rows at that
+  instant are events.
 * An entity whose first row is after the window start had no state before it: its first
   event has no ``previous_state`` and a NaN ``duration_seconds``.
 
@@ -50,6 +54,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "area",
     "device_name",
     "integration",
+    "registry_id",
     "state_value",
     "normalized_value",
     "previous_state",
@@ -59,6 +64,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
 # Not part of the stored point schema: the `last_reset` attribute, which rollups need to
 # detect new cycles of state_class `total` sensors. Writers ignore columns they are not given.
 EXTRA_COLUMNS: tuple[str, ...] = ("last_reset",)
+START_STATE_COLUMNS: tuple[str, ...] = ("time", "entity_id", "domain", "state", "last_reset")
 
 
 
@@ -179,6 +185,8 @@ def history_to_events(
     window_start: datetime,
     window_end: datetime,
     tags_by_entity: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    fetched_from: datetime | None = None,
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Events of ``[window_start, window_end)`` from HA history rows, plus rejected rows by reason.
 
@@ -190,6 +198,7 @@ def history_to_events(
     rejects: Counter[str] = Counter()
     start_s = _as_utc_epoch(window_start)
     end_s = _as_utc_epoch(window_end)
+    from_s = start_s if fetched_from is None else _as_utc_epoch(fetched_from)
 
     entity_ids = list(history.keys())
     lengths = np.fromiter((len(v) for v in history.values()), dtype=np.int64, count=len(entity_ids))
@@ -231,13 +240,17 @@ def history_to_events(
 
     # Position of each row inside its entity's list, to find the start-time row (always first).
     pos = np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    is_start_row = (pos == 0) & (lu == start_s) & is_dict
+    if fetched_from is None:
+        is_start_row = (pos == 0) & (lu == start_s) & is_dict
+    else:
+        # HA sets the start-time row's lu to the fetch start; real rows are whole microseconds after it.
+        is_start_row = (np.abs(lu - from_s) < 5e-7) & is_dict
 
     reasons = [
         ("malformed_row", ~is_dict),
         ("missing_lu", is_dict & lu_missing),
         ("invalid_lu", is_dict & ~lu_missing & np.isnan(lu)),
-        ("outside_window", ~np.isnan(lu) & ((lu < start_s) | (lu >= end_s))),
+        ("outside_window", ~np.isnan(lu) & ~is_start_row & ((lu < start_s) | (lu >= end_s))),
         ("missing_state", is_dict & state_missing),
         ("non_string_state", ~state_missing & ~is_str),
         ("state_too_long", is_str & ~lengths_ok),
@@ -268,6 +281,8 @@ def history_to_events(
     start_lc = np.r_[np.nan, lc[idx][:-1]]
     prev_is_start = np.r_[False, start_rows[:-1]]
     began = np.where(prev_is_start & ~np.isnan(start_lc), start_lc, prev_lu)
+    # A start-time row without its real last_changed counts from the window start, not the fetch start.
+    began = np.where(prev_is_start & np.isnan(start_lc), np.maximum(began, start_s), began)
     prev_state[first_of_entity] = None
     began[first_of_entity] = np.nan
 
@@ -326,6 +341,7 @@ def history_to_events(
             "area": _objects(tag("area")[ev_code]),
             "device_name": _objects(tag("device_name")[ev_code]),
             "integration": _objects(tag("integration")[ev_code]),
+            "registry_id": _objects(tag("registry_id")[ev_code]),
             "state_value": _objects(ev_state.to_numpy()),
             "normalized_value": states_as_numbers(ev_state).to_numpy(),
             "previous_state": _objects(prev_state[is_event]),
@@ -338,3 +354,38 @@ def history_to_events(
         out = out[~superseded].reset_index(drop=True)
         rejects_out["duplicate_time"] = int(superseded.sum())
     return out, rejects_out
+
+
+def start_states_from_history(
+    history: Mapping[str, Sequence[Mapping[str, Any]]], fetched_from: datetime, window_start: datetime
+) -> pd.DataFrame:
+    """HA's start-time state of each entity (its row at ``fetched_from``), stamped at ``window_start``.
+
+    Columns ``START_STATE_COLUMNS``; ``last_reset`` from the row's attributes when it has them.
+    Entities HA holds nothing before the window for have no row.
+    """
+    from_s = _as_utc_epoch(fetched_from)
+    entity_ids, states, resets = [], [], []
+    for entity_id, rows in history.items():
+        first = rows[0] if rows else None
+        if not isinstance(first, dict) or not isinstance(first.get("s"), str):
+            continue
+        lu = first.get("lu")
+        if type(lu) not in (float, int) or abs(lu - from_s) >= 5e-7 or len(first["s"]) > MAX_STATE_LENGTH:
+            continue
+        attrs = first.get("a")
+        reset = attrs.get("last_reset") if isinstance(attrs, dict) else None
+        entity_ids.append(entity_id)
+        states.append(first["s"])
+        resets.append(reset if isinstance(reset, str) else None)
+    stamp = pd.Timestamp(window_start)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return pd.DataFrame(
+        {
+            "time": pd.Series([stamp] * len(entity_ids), dtype="datetime64[ns, UTC]"),
+            "entity_id": pd.Series(entity_ids, dtype=object),
+            "domain": pd.Series([e.split(".", 1)[0] for e in entity_ids], dtype=object),
+            "state": pd.Series(states, dtype=object),
+            "last_reset": pd.Series(resets, dtype=object),
+        }
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time as _time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -274,6 +274,17 @@ class InfluxV1Backend(TimeseriesBackend):
             for combo in expand_tag_filter(tags)
         ]
         self.query(";".join(statements), db=bucket)
+
+    def delete_many(
+        self, bucket: str, measurement: str, deletes: Sequence[tuple[datetime, datetime, Mapping[str, str]]]
+    ) -> None:
+        # Many statements per request: a prune removes points one by one.
+        statements = [
+            f"DELETE FROM {quote_ident(measurement)} {self._where(start, stop, dict(tags))}"
+            for start, stop, tags in deletes
+        ]
+        for offset in range(0, len(statements), 500):
+            self.query(";".join(statements[offset : offset + 500]), db=bucket)
 
     def count(
         self,

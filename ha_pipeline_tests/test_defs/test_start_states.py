@@ -6,7 +6,8 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from ha_pipeline.defs.assets.history import LastStates, hour_start_states, hours, start_states
+from ha_pipeline.defs.assets.history import hours
+from ha_pipeline.timeseries.start_states import LastStates, hour_start_states, start_states
 from ha_pipeline.timeseries.events import parse_numbers
 from ha_pipeline.timeseries.rollups import start_states_from_events
 
