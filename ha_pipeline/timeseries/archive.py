@@ -42,30 +42,20 @@ import pandas as pd
 
 from ha_pipeline.timeseries.backend import TimeseriesBackend
 from ha_pipeline.timeseries.buckets import BucketSpec
-from ha_pipeline.timeseries.events import history_to_events, start_states_from_history
+from ha_pipeline.timeseries.events import (
+    EVENT_TAGS,
+    EXTRA_COLUMNS,
+    history_to_events,
+    start_states_from_history,
+)
+from ha_pipeline.timeseries.events import EVENT_FIELDS as POINT_FIELDS
 
 HOUR = timedelta(hours=1)
 # HA's window is (start, end): asking from 1 µs before the hour makes it [hour start, end).
 FETCH_LEAD = timedelta(microseconds=1)
 
-EVENT_TAGS: tuple[str, ...] = (
-    "entity_id",
-    "domain",
-    "device_class",
-    "area",
-    "device_name",
-    "integration",
-    "registry_id",
-)
-EVENT_FIELDS: tuple[str, ...] = (
-    "state_value",
-    "normalized_value",
-    "previous_state",
-    "duration_seconds",
-    "unit_of_measurement",
-    # Not in DESIGN.md's schema: kept so rollups can see `total` meters' new cycles.
-    "last_reset",
-)
+# What the events bucket stores per point: the schema's fields and the `last_reset` attribute.
+EVENT_FIELDS: tuple[str, ...] = (*POINT_FIELDS, *EXTRA_COLUMNS)
 # Every event has a state_value: counting that one field counts the points.
 COUNT_FIELD = "state_value"
 

@@ -46,8 +46,8 @@ UNKNOWN = "unknown"
 MAX_STATE_LENGTH = 255
 _NO_ATTRIBUTES: dict[str, Any] = {}
 
-EVENT_COLUMNS: tuple[str, ...] = (
-    "time",
+# The event point schema (DESIGN.md): tags, then fields; one home, imported by writer and readers.
+EVENT_TAGS: tuple[str, ...] = (
     "entity_id",
     "domain",
     "device_class",
@@ -55,14 +55,17 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "device_name",
     "integration",
     "registry_id",
+)
+EVENT_FIELDS: tuple[str, ...] = (
     "state_value",
     "normalized_value",
     "previous_state",
     "duration_seconds",
     "unit_of_measurement",
 )
-# Not part of the stored point schema: the `last_reset` attribute, which rollups need to
-# detect new cycles of state_class `total` sensors. Writers ignore columns they are not given.
+EVENT_COLUMNS: tuple[str, ...] = ("time", *EVENT_TAGS, *EVENT_FIELDS)
+# Not in DESIGN.md's schema but stored too: the `last_reset` attribute, which rollups need to
+# detect new cycles of state_class `total` sensors.
 EXTRA_COLUMNS: tuple[str, ...] = ("last_reset",)
 START_STATE_COLUMNS: tuple[str, ...] = ("time", "entity_id", "domain", "state", "last_reset")
 
@@ -261,7 +264,6 @@ def history_to_events(
         if reason != "malformed_row":
             rejects[reason] += int(mask.sum())
         bad |= mask
-    keep = ~bad
 
     # Rows in entity order, start row first, then by time (HA already sends them so; sorting
     # is only paid for when they are not).

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
@@ -80,12 +79,6 @@ def test_within_retention_splits_hours_and_zero_keeps_all() -> None:
     hours = [(H0, H0 + HOUR), (H0 + timedelta(days=1), H0 + timedelta(days=1, hours=1))]
     assert within_retention(hours, 1, now) == ([hours[1]], [H0.isoformat()])
     assert within_retention(hours, 0, now) == (hours, [])
-
-
-@pytest.fixture
-def backend(influxdb_server) -> Iterator[InfluxV1Backend]:
-    with InfluxV1Backend(InfluxSettings(url=influxdb_server.url, api_version=1), backoff_seconds=0.01) as b:
-        yield b
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import time
 import uuid
-from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -41,12 +40,6 @@ def frame(n: int = 300, entities: tuple[str, ...] = ("sensor.a", "sensor.b", "li
             "flag": np.arange(n) % 2 == 0,
         }
     )
-
-
-@pytest.fixture
-def backend(influxdb_server) -> Iterator[InfluxV1Backend]:
-    with InfluxV1Backend(InfluxSettings(url=influxdb_server.url, api_version=1), backoff_seconds=0.01) as b:
-        yield b
 
 
 @pytest.fixture
