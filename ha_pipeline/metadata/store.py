@@ -371,13 +371,15 @@ class MetadataStore:
         return out
 
     def duplicate_ids(self) -> list[dict[str, Any]]:
-        """Current entities sharing HA's registry id or (platform, unique_id): HA allows neither."""
+        """Current entities sharing HA's registry id or (domain, platform, unique_id): HA allows
+        neither. The domain is part of HA's key (``EntityRegistry.async_get_entity_id``): one
+        integration may reuse a unique id across domains, as HA's own demo does."""
         self._ready()
         e = t.entities
         current = e.c.removed_at.is_(None)
         groups = {
             "registry_id": [e.c.registry_id],
-            "platform+unique_id": [e.c.platform, e.c.unique_id],
+            "domain+platform+unique_id": [e.c.domain, e.c.platform, e.c.unique_id],
         }
         out: list[dict[str, Any]] = []
         with self.engine.connect() as conn:
