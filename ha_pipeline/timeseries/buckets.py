@@ -12,6 +12,8 @@ DEFAULT_URL = "http://127.0.0.1:8086"
 class InfluxConfigError(ValueError):
     """An ``INFLUXDB_*`` or retention setting is malformed."""
 
+    permanent = True
+
 
 @dataclass(frozen=True)
 class BucketSpec:
