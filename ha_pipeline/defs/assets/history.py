@@ -16,6 +16,7 @@ from ha_pipeline.defs.resources import (
     HomeAssistantResource,
     InfluxDBResource,
     MetadataStoreResource,
+    fails_at_once,
 )
 from ha_pipeline.timeseries.backend import FrameWrite
 from ha_pipeline.timeseries.events import empty_events, history_to_events, parse_numbers
@@ -228,6 +229,7 @@ def _archive_sentence(kept: dict[str, tuple[int, int]], spec) -> str:
     freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=2)),
     output_required=False,
 )
+@fails_at_once
 def events(
     context: dg.AssetExecutionContext,
     config: EventsConfig,
@@ -459,6 +461,7 @@ def _write_summaries(backend, spec, frame: pd.DataFrame, start: datetime, end: d
     retry_policy=HISTORY_RETRY,
     freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=2)),
 )
+@fails_at_once
 def hourly_summaries_asset(
     context: dg.AssetExecutionContext,
     config: SummariesConfig,
@@ -515,6 +518,7 @@ def hourly_summaries_asset(
     retry_policy=HISTORY_RETRY,
     freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26)),
 )
+@fails_at_once
 def daily_summaries_asset(
     context: dg.AssetExecutionContext, influxdb: InfluxDBResource
 ) -> dg.MaterializeResult:
