@@ -123,7 +123,8 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         "ha": HomeAssistantResource(url=dg.EnvVar("HA_URL"), token=dg.EnvVar("HA_TOKEN")),
         "metadata_store": MetadataStoreResource(),
         "influxdb": InfluxDBResource(
-            url=os.environ.get("INFLUXDB_URL") or DEFAULT_URL,
+            # An EnvVar: the UI shows the variable's name, never a URL with credentials inside.
+            url=_optional_env("INFLUXDB_URL") or DEFAULT_URL,
             api_version=api_version_from_env(),
             token=_optional_env("INFLUXDB_TOKEN"),
             org=os.environ.get("INFLUXDB_ORG"),

@@ -143,3 +143,20 @@ def test_fail_at_once_passes_other_errors_on_unchanged():
     with pytest.raises(dg.Failure) as info, fail_at_once():
         raise InfluxWriteError("field type conflict")
     assert info.value.description.startswith("field type conflict") and not info.value.allow_retries
+
+
+def test_influxdb_url_credentials_never_reach_the_resource_config(monkeypatch, influxdb_auth_server):
+    from ha_pipeline.defs.resources import default_resources
+
+    host = influxdb_auth_server.url.split("://", 1)[1]
+    user, password = influxdb_auth_server.username, influxdb_auth_server.password
+    monkeypatch.setenv("INFLUXDB_URL", f"http://{user}:{password}@{host}")
+    monkeypatch.setenv("INFLUXDB_API_VERSION", "1")
+    resource = default_resources()["influxdb"]
+    shown = dg.Definitions(resources={"influxdb": resource}).get_repository_def().get_top_level_resources()["influxdb"]
+    config = shown.config_schema.as_field().default_value
+    assert config["url"] == {"env": "INFLUXDB_URL"} and password not in str(config)
+    with dg.build_resources({"influxdb": resource}) as built:
+        backend = built.influxdb.backend()
+        assert backend.settings.url == influxdb_auth_server.url and password not in repr(backend.settings)
+        assert backend.query("SHOW DATABASES")  # the credentials from the URL authenticate (ping would not)
