@@ -38,6 +38,7 @@ def test_the_sentence_names_each_reason_with_its_count_from_real_rejects():
 
 
 def test_every_reason_history_to_events_counts_has_a_meaning():
-    source = inspect.getsource(events.history_to_events)
-    reasons = set(re.findall(r'\("([a-z_]+)", ', source))
+    source = inspect.getsource(events)
+    block = source[source.index("    reasons = [") :]
+    reasons = set(re.findall(r'\("([a-z_]+)", ', block[: block.index("\n    ]")]))
     assert "state_too_long" in reasons and reasons <= set(REJECT_MEANINGS)
