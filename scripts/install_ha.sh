@@ -11,11 +11,16 @@ VENV="${HA_VENV:-$ROOT/.ha-venv}"
 PYTHON="${PYTHON:-python3.11}"
 CUSTOM="$ROOT/ha_pipeline_tests/testbed/ha_config/custom_components"
 # Integrations the test bed's configuration.yaml loads (keep in step with
-# ha_pipeline_tests/testbed/homeassistant.py), plus what bootstrap always sets up.
+# ha_pipeline_tests/testbed/homeassistant.py), plus what bootstrap always sets up; the last
+# three lines are what HA's own `demo` integration sets up: its platforms and helpers.
 DOMAINS=(homeassistant persistent_notification logger system_log
          http api config websocket_api onboarding auth history recorder
          input_boolean input_number input_select template
-         sensor binary_sensor switch light ha_pipeline_testbed)
+         sensor binary_sensor switch light ha_pipeline_testbed
+         demo sun input_button script scene
+         air_quality alarm_control_panel button camera calendar climate cover date datetime
+         event fan humidifier lock media_player number select siren stt text time update
+         vacuum water_heater weather tts mailbox notify image_processing device_tracker)
 
 STAMP="$VENV/.installed"
 # The stamp changes with this script, the requirements walker and our integration's manifest.

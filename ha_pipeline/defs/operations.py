@@ -15,7 +15,7 @@ from typing import Any
 import dagster as dg
 
 from ha_pipeline.defs.partitions import hourly_partitions
-from ha_pipeline.defs.resources import InfluxDBResource, MetadataStoreResource
+from ha_pipeline.defs.resources import InfluxDBResource, MetadataStoreResource, fails_at_once
 from ha_pipeline.defs.schedules import automation_status
 from ha_pipeline.timeseries import storage_report as sr
 
@@ -51,6 +51,7 @@ _OUTCOME_WORDS = {"created": "created", "updated": "fixed", "unchanged": "unchan
 
 
 @dg.op(pool="influxdb")
+@fails_at_once
 def enforce_bucket_retention(context: dg.OpExecutionContext, influxdb: InfluxDBResource) -> dict[str, str]:
     """Create missing buckets and set every bucket's retention to the configured one."""
     backend = influxdb.backend()
@@ -83,6 +84,7 @@ class SqlRetentionConfig(dg.Config):
 
 
 @dg.op(pool="metadata")
+@fails_at_once
 def prune_sql_history(
     context: dg.OpExecutionContext, config: SqlRetentionConfig, metadata_store: MetadataStoreResource
 ) -> dict[str, int]:
@@ -156,6 +158,7 @@ def _stored_report(row: Any) -> dict[str, Any]:
     pool="influxdb",
     freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26)),
 )
+@fails_at_once
 def storage_report(
     context: dg.AssetExecutionContext, influxdb: InfluxDBResource, metadata_store: MetadataStoreResource
 ) -> dg.MaterializeResult:

@@ -4,8 +4,13 @@ Thin wrappers: each turns configuration into an object of the plain layer below,
 holds all of the logic. Secrets come from `dg.EnvVar`, so they never reach run config or the UI.
 """
 
+import functools
+import inspect
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import dagster as dg
 from pydantic import PrivateAttr
@@ -13,6 +18,7 @@ from pydantic import PrivateAttr
 from ha_pipeline.homeassistant.client import HomeAssistantClient
 from ha_pipeline.metadata.store import MetadataStore
 from ha_pipeline.timeseries.backend import TimeseriesBackend, make_backend
+from ha_pipeline.timeseries.line_protocol import LineProtocolError
 from ha_pipeline.timeseries.buckets import (
     DEFAULT_URL,
     BucketSpec,
@@ -117,7 +123,8 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         "ha": HomeAssistantResource(url=dg.EnvVar("HA_URL"), token=dg.EnvVar("HA_TOKEN")),
         "metadata_store": MetadataStoreResource(),
         "influxdb": InfluxDBResource(
-            url=os.environ.get("INFLUXDB_URL") or DEFAULT_URL,
+            # An EnvVar: the UI shows the variable's name, never a URL with credentials inside.
+            url=_optional_env("INFLUXDB_URL") or DEFAULT_URL,
             api_version=api_version_from_env(),
             token=_optional_env("INFLUXDB_TOKEN"),
             org=os.environ.get("INFLUXDB_ORG"),
@@ -125,3 +132,43 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             password=_optional_env("INFLUXDB_PASSWORD"),
         ),
     }
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def is_permanent(error: BaseException) -> bool:
+    """True for errors of the plain layers that waiting cannot heal (a rejected token, a server
+    that is not HA or InfluxDB, values InfluxDB will not take, a malformed setting)."""
+    return getattr(error, "permanent", False) is True or isinstance(error, LineProtocolError)
+
+
+@contextmanager
+def fail_at_once() -> Iterator[None]:
+    """Turn a permanent error into a `dg.Failure` that skips the retry policy, with the error's
+    one sentence as the run's failure message; transient errors pass on to be retried."""
+    try:
+        yield
+    except Exception as error:
+        if not is_permanent(error):
+            raise
+        raise dg.Failure(description=str(error), allow_retries=False) from None
+
+
+def fails_at_once(fn: F) -> F:
+    """`fail_at_once` around a whole asset or check body (plain or generator), below `@dg.asset`."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def stream(*args: Any, **kwargs: Any) -> Any:
+            with fail_at_once():
+                yield from fn(*args, **kwargs)
+
+        return stream  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with fail_at_once():
+            return fn(*args, **kwargs)
+
+    return call  # type: ignore[return-value]

@@ -240,6 +240,11 @@ class AsyncHomeAssistantClient:
 
     async def connect(self) -> None:
         """Connect and authenticate, retrying transient failures within the retry budget."""
+        if not self._token.strip():
+            raise AuthenticationError(
+                "No Home Assistant access token was given: create a long-lived access token in your "
+                "Home Assistant profile (Profile → Security → Long-lived access tokens) and set HA_TOKEN."
+            )
         started = time.monotonic()
         attempts = 0
         delay = 0.25
@@ -257,7 +262,13 @@ class AsyncHomeAssistantClient:
                 elapsed = time.monotonic() - started
                 reason = self._reason(exc)
                 remaining = self.retry_budget_seconds - elapsed
-                if not self._is_transient(exc) or remaining <= 0:
+                if not self._is_transient(exc):
+                    raise CannotConnectError(
+                        f"The server at {self.url} is not Home Assistant's WebSocket API ({reason}): "
+                        "set HA_URL to your Home Assistant's address, e.g. http://homeassistant.local:8123.",
+                        permanent=True,
+                    ) from None
+                if remaining <= 0:
                     raise CannotConnectError(
                         f"Cannot reach Home Assistant at {self.url} after {attempts} attempt"
                         f"{'s' if attempts != 1 else ''} over {elapsed:.1f} s: {reason}. "
@@ -778,11 +789,12 @@ class HomeAssistantClient:
             thread.join(timeout=10)
             loop.close()
 
-    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        # Positional-only: commands have parameters of any name (``name``, ``method``) to pass on.
         if self._client is None:
             with self:
-                return self._call(name, *args, **kwargs)
-        return self._submit(getattr(self._client, name)(*args, **kwargs)).result()
+                return self._call(method, *args, **kwargs)
+        return self._submit(getattr(self._client, method)(*args, **kwargs)).result()
 
     @property
     def ha_version(self) -> str | None:

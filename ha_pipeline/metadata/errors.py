@@ -22,3 +22,7 @@ class SchemaNotReadyError(MetadataStoreError):
 
 class InvalidSnapshotError(MetadataStoreError):
     """The snapshot passed to ``sync`` is not shaped like ``RegistrySnapshot.as_rows()``."""
+
+
+class StoreLockedError(MetadataStoreError):
+    """Another process held the SQLite file's write lock longer than the busy timeout (it heals)."""

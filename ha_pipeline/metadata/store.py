@@ -24,7 +24,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
 from . import tables as t
-from .errors import SchemaNotReadyError
+from .errors import SchemaNotReadyError, StoreLockedError
 from .records import JSON_COLUMNS
 from .sync import SyncResult, sync_snapshot
 
@@ -91,6 +91,10 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+#: How long a SQLite writer waits for another one before giving up.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
 def make_engine(url: str) -> sa.Engine:
     """An engine for ``url``; SQLite connections get foreign keys, WAL and a busy timeout."""
     parsed = make_url(url)
@@ -107,12 +111,22 @@ def make_engine(url: str) -> sa.Engine:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         # 64 MB page cache instead of 2 MB: a 100k-entity sync maintains ten indexes at once.
         cur.execute("PRAGMA cache_size=-65536")
         cur.close()
+
+    @sa.event.listens_for(engine, "handle_error")
+    def _on_error(context: Any) -> None:
+        if "database is locked" in str(context.original_exception):
+            raise StoreLockedError(
+                f"The SQLite metadata store {parsed.database} stayed locked by another process for "
+                f"{SQLITE_BUSY_TIMEOUT_MS / 1000:g} s (database is locked): let the other run finish, or "
+                "stop the other program using the file; for runs in parallel set HA_PIPELINE_DB_URL "
+                "to a PostgreSQL database."
+            ) from None
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
@@ -371,13 +385,15 @@ class MetadataStore:
         return out
 
     def duplicate_ids(self) -> list[dict[str, Any]]:
-        """Current entities sharing HA's registry id or (platform, unique_id): HA allows neither."""
+        """Current entities sharing HA's registry id or (domain, platform, unique_id): HA allows
+        neither. The domain is part of HA's key (``EntityRegistry.async_get_entity_id``): one
+        integration may reuse a unique id across domains, as HA's own demo does."""
         self._ready()
         e = t.entities
         current = e.c.removed_at.is_(None)
         groups = {
             "registry_id": [e.c.registry_id],
-            "platform+unique_id": [e.c.platform, e.c.unique_id],
+            "domain+platform+unique_id": [e.c.domain, e.c.platform, e.c.unique_id],
         }
         out: list[dict[str, Any]] = []
         with self.engine.connect() as conn:

@@ -45,6 +45,9 @@ MAX_LINE_IN_ERROR = 200
 class InfluxError(Exception):
     """Base class: anything InfluxDB refused or could not be reached for."""
 
+    #: True when retrying cannot help (credentials, the URL or the data must change first).
+    permanent: bool = False
+
 
 class InfluxConnectionError(InfluxError):
     """The server could not be reached (after retries)."""
@@ -53,22 +56,38 @@ class InfluxConnectionError(InfluxError):
 class InfluxAuthError(InfluxError):
     """The server rejected (or required) credentials; the message names which setting."""
 
+    permanent = True
+
+
+class NotInfluxDBError(InfluxError):
+    """The server at ``INFLUXDB_URL`` answers, but it is not InfluxDB (a web page, a proxy)."""
+
+    permanent = True
+
 
 class InfluxQueryError(InfluxError):
     """A query or management statement failed."""
 
 
 class InfluxWriteError(InfluxError):
-    """A write was refused; ``accepted`` points (of the whole ``write`` call) were stored."""
+    """A write was refused; ``accepted`` points (of the whole ``write`` call) were stored.
+
+    Permanent (values InfluxDB will not take), unless the server kept failing (``permanent=False``)."""
 
     def __init__(
-        self, reason: str, first_bad_line: str | None = None, accepted: int = 0, partial: bool = False
+        self,
+        reason: str,
+        first_bad_line: str | None = None,
+        accepted: int = 0,
+        partial: bool = False,
+        permanent: bool = True,
     ) -> None:
         self.reason = reason
         self.first_bad_line = first_bad_line
         self.accepted = accepted
         # InfluxDB stored the batch's other points ("partial write"): only the offending ones are lost.
         self.partial = partial
+        self.permanent = permanent
         super().__init__(reason)
 
     def __str__(self) -> str:
@@ -105,6 +124,19 @@ def redact_url(url: str) -> str:
     if parts.port:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+_HTML = re.compile(r"^\s*<(!doctype html|html|head|body)\b", re.IGNORECASE)
+
+
+def not_influxdb(url: str, status: int, body: str) -> NotInfluxDBError | None:
+    """The error for an answer that is an HTML page (InfluxDB answers JSON or nothing), else None."""
+    if not _HTML.match(body):
+        return None
+    return NotInfluxDBError(
+        f"The server at {redact_url(url)} answered HTTP {status} with a web page, not InfluxDB: "
+        "set INFLUXDB_URL to your InfluxDB server (by default http://<host>:8086)."
+    )
 
 
 def to_utc(value: datetime | pd.Timestamp | str) -> pd.Timestamp:
@@ -499,6 +531,9 @@ class TimeseriesBackend(ABC):
                 last = str(exc)
                 log.warning("write to %s failed (%s), attempt %d", bucket, last, attempt + 1)
                 continue
+            not_influx = not_influxdb(self.settings.url, reply.status, reply.message)
+            if not_influx is not None:
+                raise not_influx
             if reply.status < 300:
                 return lines
             if reply.status in (401, 403):
@@ -518,7 +553,8 @@ class TimeseriesBackend(ABC):
             log.warning("write to %s failed (%s), attempt %d", bucket, last, attempt + 1)
         raise InfluxWriteError(
             f"InfluxDB at {redact_url(self.settings.url)} did not accept a batch after "
-            f"{self.max_retries + 1} attempts (last: {last}); nothing of this batch is known to be stored"
+            f"{self.max_retries + 1} attempts (last: {last}); nothing of this batch is known to be stored",
+            permanent=False,
         )
 
     def close(self) -> None:

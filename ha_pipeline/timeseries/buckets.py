@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 DEFAULT_URL = "http://127.0.0.1:8086"
 
 
 class InfluxConfigError(ValueError):
     """An ``INFLUXDB_*`` or retention setting is malformed."""
+
+    permanent = True
 
 
 @dataclass(frozen=True)
@@ -97,8 +100,19 @@ class InfluxSettings:
     def __post_init__(self) -> None:
         if self.api_version not in (1, 2):
             raise InfluxConfigError(f"INFLUXDB_API_VERSION must be 1 or 2, got {self.api_version!r}")
-        if not self.url.startswith(("http://", "https://")):
-            raise InfluxConfigError(f"INFLUXDB_URL must start with http:// or https://, got {self.url!r}")
+        url, username, password = split_credentials(self.url)
+        if not url.startswith(("http://", "https://")):
+            raise InfluxConfigError(f"INFLUXDB_URL must start with http:// or https://, got {url!r}")
+        if username is not None and self.api_version == 2:
+            raise InfluxConfigError(
+                f"INFLUXDB_URL {url} carries a user name and password, but InfluxDB 2 authenticates "
+                "with INFLUXDB_TOKEN: remove them from the URL and set INFLUXDB_TOKEN"
+            )
+        # InfluxDB 1.x: credentials in the URL are the username/password (explicit settings win);
+        # the URL itself keeps none, so it can be shown and logged.
+        object.__setattr__(self, "url", url)
+        object.__setattr__(self, "username", self.username or username)
+        object.__setattr__(self, "password", self.password or password)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> InfluxSettings:
@@ -111,6 +125,19 @@ class InfluxSettings:
             username=environ.get("INFLUXDB_USERNAME") or None,
             password=environ.get("INFLUXDB_PASSWORD") or None,
         )
+
+
+def split_credentials(url: str) -> tuple[str, str | None, str | None]:
+    """``url`` without its ``user:password@`` part, and that user and password (None if absent)."""
+    parts = urlsplit(url.strip())
+    if parts.username is None:
+        return url, None, None
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    clean = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    password = unquote(parts.password) if parts.password is not None else None
+    return clean, unquote(parts.username), password
 
 
 def api_version_from_env(environ: Mapping[str, str] = os.environ) -> int:

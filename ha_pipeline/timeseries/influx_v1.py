@@ -24,11 +24,13 @@ from ha_pipeline.timeseries.backend import (
     InfluxAuthError,
     InfluxConnectionError,
     InfluxQueryError,
+    NotInfluxDBError,
     TagFilter,
     TimeseriesBackend,
     TransientWriteError,
     WriteReply,
     expand_tag_filter,
+    not_influxdb,
     redact_url,
     to_ns,
     truncate,
@@ -127,14 +129,27 @@ class InfluxV1Backend(TimeseriesBackend):
         """One HTTP request with two quick retries on connection failures (all calls here are idempotent)."""
         for attempt in range(3):
             try:
-                return self._session.request(method, self._base + path, timeout=self._timeout, **kwargs)
+                response = self._session.request(method, self._base + path, timeout=self._timeout, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt == 2:
                     raise InfluxConnectionError(
                         f"cannot reach InfluxDB at {redact_url(self._base)}: {type(exc).__name__}"
                     ) from None
                 _time.sleep(0.5 * (attempt + 1))
+                continue
+            self._require_influxdb(response)
+            return response
         raise AssertionError("unreachable")
+
+    def _require_influxdb(self, response: requests.Response) -> None:
+        """Refuse an answer that is not InfluxDB's: 1.x stamps every answer with its version."""
+        if "X-Influxdb-Version" in response.headers:
+            return
+        raise not_influxdb(self._base, response.status_code, response.text) or NotInfluxDBError(
+            f"The server at {redact_url(self._base)} answered HTTP {response.status_code} without "
+            "InfluxDB's version header, so it is not InfluxDB: set INFLUXDB_URL to your InfluxDB "
+            "server (by default http://<host>:8086)."
+        )
 
     @staticmethod
     def _message(response: requests.Response) -> str:
@@ -181,6 +196,7 @@ class InfluxV1Backend(TimeseriesBackend):
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise TransientWriteError(f"{type(exc).__name__} talking to {redact_url(self._base)}") from None
+        self._require_influxdb(response)
         return WriteReply(response.status_code, "" if response.status_code < 300 else self._message(response))
 
     # --- management ---------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from ha_pipeline.timeseries.backend import (
     TransientWriteError,
     WriteReply,
     expand_tag_filter,
+    not_influxdb,
     redact_url,
     to_ns,
     to_utc,
@@ -83,7 +84,10 @@ class InfluxV2Backend(TimeseriesBackend):
     def __init__(self, settings: InfluxSettings, **options: Any) -> None:
         super().__init__(settings, **options)
         if not settings.org:
-            raise InfluxError("INFLUXDB_ORG is required for InfluxDB 2 (INFLUXDB_API_VERSION=2)")
+            raise InfluxAuthError(
+                "InfluxDB 2 needs an organisation but INFLUXDB_ORG is not set: set INFLUXDB_ORG "
+                "(or INFLUXDB_API_VERSION=1 for InfluxDB 1.x)"
+            )
         self._client = InfluxDBClient(
             url=settings.url,
             token=settings.token or "",
@@ -113,6 +117,9 @@ class InfluxV2Backend(TimeseriesBackend):
             return fn(*args, **kwargs)
         except ApiException as exc:
             message = _api_message(exc)
+            not_influx = not_influxdb(self.settings.url, exc.status or 0, message)
+            if not_influx is not None:
+                raise not_influx from None
             if exc.status in (401, 403):
                 raise self._auth_error(exc.status, message) from None
             raise InfluxQueryError(f"InfluxDB refused {what}: HTTP {exc.status} {truncate(message, 300)}") from None

@@ -47,7 +47,7 @@ def test_discovery_stores_the_registries_and_checks_pass(simulator, simulator_ha
         assert evaluations[("sqlite/entities", "foreign_keys_valid")].passed
         assert evaluations[("sqlite/devices", "row_count_matches_ha")].passed
         assert evaluations[("sqlite/entities", "row_count_matches_ha")].passed
-        # HA forbids two entities with one platform + unique_id, and so does the simulator.
+        # HA forbids two entities with one domain, platform and unique_id, and so does the simulator.
         assert [d for d in store.duplicate_ids() if d["table"] == "entities"] == []
         dupes_eval = evaluations[("sqlite/entities", "no_duplicate_ids")]
         assert dupes_eval.passed

@@ -411,10 +411,52 @@ def test_peer_that_is_not_home_assistant_fails_at_once() -> None:
         await ws.wait_closed()
 
     server._handle = not_ha  # type: ignore[method-assign]
+    started = time.monotonic()
     with server, pytest.raises(CannotConnectError) as info:
         HomeAssistantClient(server.url, TOKEN, retry_budget_seconds=10).config()
-    assert "after 1 attempt over " in str(info.value)
-    assert ": expected auth_required, got 'None'. Check HA_URL" in str(info.value)
+    assert time.monotonic() - started < 5
+    assert info.value.permanent
+    assert str(info.value) == (
+        f"The server at {server.url} is not Home Assistant's WebSocket API (expected auth_required, "
+        "got 'None'): set HA_URL to your Home Assistant's address, e.g. http://homeassistant.local:8123."
+    )
+
+
+def test_an_unreachable_home_assistant_is_not_permanent() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(CannotConnectError) as info:
+        HomeAssistantClient(f"http://127.0.0.1:{port}", TOKEN, retry_budget_seconds=0.5).config()
+    assert not info.value.permanent and "connection refused" in str(info.value)
+
+
+def test_a_rejected_or_missing_token_is_permanent(server: ScriptedServer) -> None:
+    with pytest.raises(AuthenticationError) as rejected:
+        HomeAssistantClient(server.url, "wrong-token").config()
+    with pytest.raises(AuthenticationError) as missing:
+        HomeAssistantClient(server.url, " ").config()
+    assert rejected.value.permanent and missing.value.permanent
+    assert str(missing.value).startswith("No Home Assistant access token was given") and "HA_TOKEN" in str(missing.value)
+
+
+def test_an_unauthorized_command_is_permanent_and_says_what_to_do(server: ScriptedServer) -> None:
+    server.handlers["config/entity_registry/list"] = lambda msg: Error("unauthorized", "Unauthorized")
+    with pytest.raises(CommandError) as info:
+        HomeAssistantClient(server.url, TOKEN).command("config/entity_registry/list")
+    assert info.value.permanent
+    assert str(info.value).endswith("the token's user must be an administrator: create the token as one and set HA_TOKEN.")
+    server.handlers["config/entity_registry/list"] = lambda msg: Error("home_assistant_error", "busy")
+    with pytest.raises(CommandError) as busy:
+        HomeAssistantClient(server.url, TOKEN).command("config/entity_registry/list")
+    assert not busy.value.permanent
+
+
+def test_command_parameters_named_name_or_method_pass_through(server: ScriptedServer) -> None:
+    seen = []
+    server.handlers["echo"] = lambda msg: seen.append(msg) or {"ok": True}
+    assert HomeAssistantClient(server.url, TOKEN).command("echo", name="Kitchen", method="x") == {"ok": True}
+    assert (seen[0]["name"], seen[0]["method"]) == ("Kitchen", "x")
 
 
 def test_http_503_forever_names_the_status(caplog: pytest.LogCaptureFixture) -> None:

@@ -82,6 +82,32 @@ def test_duplicate_ids_finds_entities_sharing_a_unique_id(store: MetadataStore, 
     store.sync(home, now=NOW)
 
     assert store.duplicate_ids() == [{
-        "table": "entities", "key": "platform+unique_id", "value": ["peer_home", "uid-sensor.kitchen_temperature"],
+        "table": "entities", "key": "domain+platform+unique_id",
+        "value": ["sensor", "peer_home", "uid-sensor.kitchen_temperature"],
         "count": 2, "ids": ["sensor.kitchen_temperature", "sensor.kitchen_temperature_2"],
     }]
+
+
+def test_a_unique_id_reused_in_another_domain_is_not_a_duplicate(store: MetadataStore, home: Rows) -> None:
+    # HA keys entities by (domain, platform, unique_id): its demo has button.push and
+    # event.push_button_press, both demo/push.
+    home["entities"] += [
+        entity("button.push", None, None, platform="demo", unique_id="push"),
+        entity("event.push_button_press", None, None, platform="demo", unique_id="push"),
+    ]
+    store.sync(home, now=NOW)
+    assert store.duplicate_ids() == []
+
+    home["entities"].append(entity("button.push_2", None, None, platform="demo", unique_id="push"))
+    store.sync(home, now=NOW)
+    assert [(d["key"], d["ids"]) for d in store.duplicate_ids()] == [
+        ("domain+platform+unique_id", ["button.push", "button.push_2"])
+    ]
+
+
+def test_entities_sharing_a_registry_id_are_duplicates(store: MetadataStore, home: Rows) -> None:
+    home["entities"].append(entity("light.garden_lamp_2", "lamp", "e2", platform="hue", id="reg-light.garden_lamp"))
+    store.sync(home, now=NOW)
+    assert [(d["key"], d["ids"]) for d in store.duplicate_ids()] == [
+        ("registry_id", ["light.garden_lamp", "light.garden_lamp_2"])
+    ]

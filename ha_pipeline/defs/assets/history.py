@@ -13,6 +13,7 @@ from ha_pipeline.defs.resources import (
     HomeAssistantResource,
     InfluxDBResource,
     MetadataStoreResource,
+    fails_at_once,
 )
 from ha_pipeline.timeseries.archive import (
     START_STATES_MEASUREMENT,
@@ -130,6 +131,7 @@ def _events_metadata(window: dg.TimeWindow, result: ArchiveResult, plan: FetchPl
     freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=2)),
     output_required=False,
 )
+@fails_at_once
 def events(
     context: dg.AssetExecutionContext,
     config: EventsConfig,
@@ -210,6 +212,7 @@ def _write_summaries(backend, spec, frame: pd.DataFrame, start: datetime, end: d
     retry_policy=HISTORY_RETRY,
     freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=2)),
 )
+@fails_at_once
 def hourly_summaries_asset(
     context: dg.AssetExecutionContext,
     config: SummariesConfig,
@@ -267,6 +270,7 @@ def hourly_summaries_asset(
     retry_policy=HISTORY_RETRY,
     freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26)),
 )
+@fails_at_once
 def daily_summaries_asset(
     context: dg.AssetExecutionContext, influxdb: InfluxDBResource
 ) -> dg.MaterializeResult:

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from ha_pipeline.defs.resources import HomeAssistantResource, MetadataStoreResource
+from ha_pipeline.defs.resources import HomeAssistantResource, MetadataStoreResource, fails_at_once
 
 INVENTORY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=24))
 TRANSIENT_RETRY = dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL)
@@ -117,6 +117,7 @@ class DiscoveryConfig(dg.Config):
     pool="metadata",
     retry_policy=TRANSIENT_RETRY,
 )
+@fails_at_once
 def discovery(
     context: dg.AssetExecutionContext,
     config: DiscoveryConfig,

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import dagster as dg
 import pandas as pd
 
-from ha_pipeline.defs.resources import InfluxDBResource, MetadataStoreResource
+from ha_pipeline.defs.resources import InfluxDBResource, MetadataStoreResource, fails_at_once
 from ha_pipeline.defs.assets.inventory import INVENTORY_FRESHNESS
 
 SNAPSHOT_RETRY = dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL)
@@ -41,6 +41,7 @@ def _write_snapshot(
     retry_policy=SNAPSHOT_RETRY,
     freshness_policy=INVENTORY_FRESHNESS,
 )
+@fails_at_once
 def device_snapshots(
     metadata_store: MetadataStoreResource, influxdb: InfluxDBResource
 ) -> dg.MaterializeResult:
@@ -84,6 +85,7 @@ def device_snapshots(
     retry_policy=SNAPSHOT_RETRY,
     freshness_policy=INVENTORY_FRESHNESS,
 )
+@fails_at_once
 def entity_snapshots(
     metadata_store: MetadataStoreResource, influxdb: InfluxDBResource
 ) -> dg.MaterializeResult:
