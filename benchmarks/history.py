@@ -2,21 +2,27 @@
 
 A simulated home of ~2,000 entities (``ha_pipeline.simulator``, in its own process, as HA would be)
 is generated with an event rate that makes one UTC day hold ``--rows`` fetched history rows.
-The benchmark drives the same plain functions the Dagster assets chain
-(``ha_pipeline/defs/assets/history.py``: ``_fetch_hour``, ``history_to_events``, ``HourlyRewrite``
-(one delete of the run's hours, one pipelined write fed hour by hour, one per-hour count-back),
-``LastStates``/``hour_start_states``, ``hourly_summaries``, ``_write_summaries``, ``daily_from_hourly``),
-as a 24-partition backfill run does, and prints one table of figures vs the targets of issue 5:
+The benchmark drives the plain functions the Dagster assets call (``ha_pipeline/defs/assets/history.py``):
+``timeseries/archive.py``'s ``fetch_plan``, ``fetch_hour`` (each hour asked from ``fetch_start``, 1 µs
+before it) and ``archive_hours`` (one pipelined write of the hours the archive does not hold yet, a
+prune of the hours that held points, HA's start-time states written beside the events, a per-hour
+count before and after), then ``LastStates``/``hour_start_states`` fed HA's archived start states
+(``ha_start_states``), ``hourly_summaries``, ``_write_summaries``, ``daily_from_hourly``, as a
+24-partition backfill run does, and prints one table of figures vs the targets of issue 5:
 
 1. normalise + enrich + write of the day's fetched rows (HA's compressed rows as the client returned
-   them, fetched up front), against the raw ingest ceiling: the line protocol of the same points
-   pre-built and POSTed in batches straight to ``/write`` (measured before and after, same process);
-   the write of hour h overlaps the normalise of hour h+1, so the stage times are the wall time
-   spent in each call, not each stage's cost alone;
-2. the whole partition path (fetch over the simulator's WebSocket with our client, normalise,
-   delete + write, count back), and the fetch alone;
-3. the rollup of the day (read the raw points + hourly summaries + daily from hourly + writes),
-   against just reading those points (read measured before and after the rollup).
+   them, fetched up front and handed to ``fetch_hour`` from memory), against the raw ingest ceiling:
+   the line protocol of the same points (events and start states) pre-built and POSTed in batches
+   straight to ``/write`` (measured before and after, same process); the write of hour h overlaps
+   the normalise of hour h+1, so the stage times are the wall time spent in each call, not each
+   stage's cost alone;
+2. the same day written again into the filled bucket (a re-run or backfill): every hour then held
+   points, so each hour's write is settled and its archived keys are read and compared before the
+   next hour is written (the prune, which deletes nothing here);
+3. the whole partition path (fetch over the simulator's WebSocket with our client, normalise,
+   write, count back), and the fetch alone;
+4. the rollup of the day (read the raw points and HA's start states + hourly summaries + daily from
+   hourly + writes), against just reading those raw points (read measured before and after the rollup).
 
 Wall time is next to CPU time of this process and of influxd (the machine is shared): the CPU
 figures travel, the wall-time ratios are measured back to back in one process.
@@ -30,12 +36,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import resource
 import socket
 import sys
 import tempfile
 import time
-import warnings
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -50,34 +57,43 @@ from ha_pipeline.homeassistant.client import HomeAssistantClient  # noqa: E402
 from ha_pipeline.metadata import MetadataStore  # noqa: E402
 from ha_pipeline.simulator import SimulatedHome  # noqa: E402
 from ha_pipeline.simulator import recorder  # noqa: E402
+from ha_pipeline.timeseries.archive import (  # noqa: E402
+    EVENT_FIELDS,
+    EVENT_TAGS,
+    START_STATE_FIELDS,
+    START_STATE_TAGS,
+    START_STATES_MEASUREMENT,
+    ArchiveMismatch,
+    ArchiveResult,
+    EntityRules,
+    FetchedHour,
+    FetchPlan,
+    archive_hours,
+    archived_entities,
+    fetch_hour,
+    fetch_plan,
+    fetch_start,
+    hour_windows,
+)
 from ha_pipeline.timeseries.backend import make_backend  # noqa: E402
-from ha_pipeline.timeseries.influx_v1 import InfluxV1Backend  # noqa: E402
 from ha_pipeline.timeseries.buckets import BucketSpec, InfluxSettings, default_bucket_specs  # noqa: E402
-from ha_pipeline.timeseries.events import empty_events, history_to_events  # noqa: E402
+from ha_pipeline.timeseries.events import empty_events, history_to_events, start_states_from_history  # noqa: E402
 from ha_pipeline.timeseries.line_protocol import prepare_lines  # noqa: E402
 from ha_pipeline.timeseries.rollups import SUMMARY_COLUMNS, daily_from_hourly, hourly_summaries  # noqa: E402
+from ha_pipeline.timeseries.start_states import LastStates, ha_start_states, hour_start_states  # noqa: E402
 from ha_pipeline_tests.testbed.influxdb import start_influxdb  # noqa: E402
 from ha_pipeline_tests.testbed.process import ServerProcess, free_port  # noqa: E402
 
-# The asset module is the only home of the per-hour helpers and of the start states (the state in
-# force at an hour's start): importing it (and so dagster) is what makes this the real path.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from ha_pipeline.defs.assets.history import (  # noqa: E402
-        EVENT_FIELDS,
-        EVENT_TAGS,
-        HourlyRewrite,
-        SummariesConfig,
-        _fetch_hour,
-        LastStates,
-        _write_summaries,
-        hour_start_states,
-    )
+# The summaries' writer and the run configs' defaults live in the asset module (so importing dagster).
+from ha_pipeline.defs.assets.history import EventsConfig, SummariesConfig, _write_summaries  # noqa: E402
 
 TOKEN = "history-benchmark-token"
 SEED, AREAS, PER_DEVICE = 0, 20, 4
-ENTITY_BATCH = 200  # EventsConfig.entity_batch_size default
-HOUR = timedelta(hours=1)
+ENTITY_BATCH = EventsConfig().entity_batch_size
+NO_RULES = EntityRules()  # the events asset's default filter archives every entity
+
+# One hour's answer as the client returned it, per ``no_attributes`` flag of the request.
+HourRows = dict[bool, dict[str, list[dict]]]
 
 
 # --- measuring ------------------------------------------------------------------------------
@@ -102,6 +118,10 @@ class Timing:
         self.sim_cpu += other.sim_cpu
         return self
 
+    def __sub__(self, other: "Timing") -> "Timing":
+        return Timing(self.wall - other.wall, self.cpu - other.cpu, self.influx_cpu - other.influx_cpu,
+                      self.sim_cpu - other.sim_cpu)
+
     def text(self) -> str:
         extra = f", influxd {self.influx_cpu:.1f}" if self.influx_cpu >= 0.05 else ""
         extra += f", simulator {self.sim_cpu:.1f}" if self.sim_cpu >= 0.05 else ""
@@ -122,6 +142,16 @@ class Clock:
         timing = Timing(time.perf_counter() - w0, time.process_time() - c0, proc_cpu(self.influx_pid) - i0,
                         (proc_cpu(self.sim_pid) - s0) if self.sim_pid else 0.0)
         return timing, value
+
+
+def stage_text(seconds: Counter[str]) -> str:
+    """``archive_hours``' own wall time per stage, as the asset's ``seconds_per_stage`` shows it."""
+    return ", ".join(f"{k} {v:.1f}" for k, v in seconds.items()) + " s"
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # --- the simulated home ---------------------------------------------------------------------
@@ -163,32 +193,11 @@ def start_simulator(tmp: Path, entities: int, rate: float) -> tuple[ServerProces
     return proc, f"http://127.0.0.1:{port}"
 
 
-def fetch_plan(client: HomeAssistantClient, tags_by_entity: dict[str, dict]) -> tuple[list[str], list[str]]:
-    """(plain ids, ids fetched with attributes), chosen as the events asset does (no filter)."""
-    known = {state.entity_id for state in client.states()} | tags_by_entity.keys()
-    entity_ids = sorted(known)
-    attribute_ids = [e for e in entity_ids
-                     if e not in tags_by_entity or tags_by_entity[e].get("state_class") == "total"]
-    plain_ids = sorted(set(entity_ids) - set(attribute_ids))
-    return plain_ids, attribute_ids
-
-
-class StreamedReadBackend(InfluxV1Backend):
-    """``InfluxV1Backend`` whose streamed ``/query`` answers are split into lines from 1 MiB pieces.
-
-    ``InfluxV1Backend.read`` calls ``response.iter_lines()`` with requests' default 512-byte pieces;
-    a chunked answer is one JSON line per 50k points (~5 MB), and requests re-splits the whole
-    pending line after every piece, so reading is quadratic in the line length. This is the
-    suggested one-argument fix (``iter_lines(chunk_size=1 << 20)``), used only when the real read
-    measures more than twice as slow on the same hour, and said so in the table.
-    """
-
-    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        response = super()._request(method, path, **kwargs)
-        if kwargs.get("stream"):
-            lines = response.iter_lines
-            response.iter_lines = lambda *a, **k: lines(chunk_size=1 << 20)  # type: ignore[method-assign]
-        return response
+def client_history(client: HomeAssistantClient):
+    """The events asset's ``history`` callable over our client."""
+    def history(start: datetime, end: datetime, ids: list[str], no_attributes: bool) -> dict[str, list[dict]]:
+        return client.history_during_period(start, end, ids, batch_size=ENTITY_BATCH, no_attributes=no_attributes)
+    return history
 
 
 # --- the raw ceiling ------------------------------------------------------------------------
@@ -221,7 +230,7 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     day_end = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     day = day_end - timedelta(days=1)
-    hours = [(day + i * HOUR, day + (i + 1) * HOUR) for i in range(24)]
+    hours = hour_windows(day, day_end)
     rate, n_entities = calibrate(args.entities, args.rows, day.timestamp())
     print(f"simulated home: {n_entities:,} registry entities, event rate {rate:.2f} rows/entity/h; "
           f"day {day:%Y-%m-%d} UTC")
@@ -253,53 +262,85 @@ def main() -> None:
             store.upgrade()
             with HomeAssistantClient(sim_url, TOKEN) as client:
                 store.sync(client.registry_snapshot().as_rows())
-                tags_by_entity = {tag["entity_id"]: tag for tag in store.entity_tags()}
-                entity_meta = tags_by_entity
-                plain_ids, attribute_ids = fetch_plan(client, tags_by_entity)
-                print(f"inventory: {len(tags_by_entity):,} entities tagged; fetching {len(plain_ids):,} without "
-                      f"and {len(attribute_ids):,} with attributes")
+                inventory = {tag["entity_id"]: tag for tag in store.entity_tags()}
+                plan = fetch_plan([s.entity_id for s in client.states()], inventory, (), NO_RULES)
+                print(f"inventory: {len(inventory):,} entities tagged; fetching {len(plan.plain_ids):,} without "
+                      f"and {len(plan.attribute_ids):,} with attributes")
 
-                # --- A: fetch alone (kept in memory: the input of B) ---------------------
-                fetched: list[dict[str, list[dict]]] = []
+                # --- A: fetch alone, as fetch_hour asks (kept in memory: the input of B) ---
+                history = client_history(client)
+                fetched: list[HourRows] = []
                 fetch_t = Timing()
                 for start, end in hours:
-                    t, history = clock(lambda s=start, e=end: _fetch_hour(client, s, e, plain_ids, attribute_ids,
-                                                                           ENTITY_BATCH))
-                    fetch_t += t
-                    fetched.append(history)
-            n_fetched = sum(len(rows) for h in fetched for rows in h.values())
+                    answer: HourRows = {}
+                    for ids, no_attributes in ((plan.plain_ids, True), (plan.attribute_ids, False)):
+                        if ids:
+                            t, answer[no_attributes] = clock(lambda i=ids, n=no_attributes, s=start, e=end:
+                                                             history(fetch_start(s), e, i, n))
+                            fetch_t += t
+                    fetched.append(answer)
+            n_fetched = sum(len(rows) for h in fetched for part in h.values() for rows in part.values())
             print(f"A fetch alone: {n_fetched:,} rows in {fetch_t.text()} = {n_fetched / fetch_t.wall:,.0f} rows/s")
+
+            def from_memory(answer: HourRows):
+                """A ``history`` callable that hands ``fetch_hour`` the rows fetched in A."""
+                return lambda start, end, ids, no_attributes: answer[no_attributes]
 
             # --- B + C: normalise + enrich + write, bracketed by the raw ceiling ---------
             ours_spec = bucket(raw_spec, "bench_events")
             backend.ensure_bucket(ours_spec)
 
-            def normalise_and_write() -> tuple[Timing, Timing, Timing, list[pd.DataFrame], Counter]:
-                norm, write = Timing(), Timing()
-                frames: list[pd.DataFrame] = []
-                rejects: Counter[str] = Counter()
-                # HourlyRewrite deletes the day once, then one pipelined write takes the hours
-                delete, rewrite = clock(lambda: HourlyRewrite(backend, ours_spec, day, day_end))
-                with rewrite:
-                    for (start, end), history in zip(hours, fetched):
-                        t, (frame, hour_rejects) = clock(lambda h=history, s=start, e=end:
-                                                         history_to_events(h, s, e, tags_by_entity))
-                        norm += t
-                        rejects.update(hour_rejects)
-                        t, _ = clock(lambda f=frame, s=start: rewrite.add(s, f))
-                        write += t
-                        frames.append(frame)
-                    t, _ = clock(rewrite.close)
-                    write += t
-                return norm, delete, write, frames, rejects
+            @dataclasses.dataclass
+            class Archived:
+                total: Timing
+                normalise: Timing
+                seconds: Counter[str]
+                result: ArchiveResult | None
+                error: str | None
 
-            # the ceiling's input: the very points B writes, serialised up front (untimed)
-            probe = pd.concat([history_to_events(h, s, e, tags_by_entity)[0] for (s, e), h in zip(hours, fetched)],
-                              ignore_index=True)
-            prepared = prepare_lines(probe, raw_spec.measurement, EVENT_TAGS, EVENT_FIELDS, precision="us")
-            bodies = [prepared.body(a, b) for a, b in prepared.chunk_bounds(backend.batch_lines)]
-            n_points = prepared.lines
-            del probe, prepared
+            def archive_from_memory() -> Archived:
+                """``archive_hours`` over the day, fed ``FetchedHour``s built by ``fetch_hour`` from A's rows."""
+                norm = Timing()
+                seconds: Counter[str] = Counter()
+
+                def produce() -> Iterator[FetchedHour]:
+                    nonlocal norm
+                    for (start, end), answer in zip(hours, fetched):
+                        t, hour = clock(lambda a=answer, s=start, e=end:
+                                        fetch_hour(from_memory(a), s, e, plan, inventory, seconds))
+                        norm += t
+                        yield hour
+
+                def run() -> tuple[ArchiveResult | None, str | None]:
+                    try:
+                        return archive_hours(backend, ours_spec, (day, day_end), produce(),
+                                             set(plan.entity_ids), seconds), None
+                    except ArchiveMismatch as exc:  # the asset fails the run with this sentence
+                        return None, str(exc)[:200]
+                total, (result, error) = clock(run)
+                return Archived(total, norm, seconds, result, error)
+
+            # the ceiling's input: the very points B writes (events, then start states), serialised up front
+            probe_events, probe_states = [], []
+            for (s, e), answer in zip(hours, fetched):
+                rows = {k: v for part in answer.values() for k, v in part.items()}
+                probe_events.append(history_to_events(rows, s, e, inventory, fetched_from=fetch_start(s))[0])
+                probe_states.append(start_states_from_history(rows, fetch_start(s), s))
+            bodies: list[bytes] = []
+            n_events_probe = n_states_probe = 0
+            for frames_, measurement, tags, fields in (
+                (probe_events, raw_spec.measurement, EVENT_TAGS, EVENT_FIELDS),
+                (probe_states, START_STATES_MEASUREMENT, START_STATE_TAGS, START_STATE_FIELDS),
+            ):
+                prepared = prepare_lines(pd.concat(frames_, ignore_index=True), measurement, tags, fields,
+                                         precision="us")
+                bodies += [prepared.body(a, b) for a, b in prepared.chunk_bounds(backend.batch_lines)]
+                if measurement == raw_spec.measurement:
+                    n_events_probe = prepared.lines
+                else:
+                    n_states_probe = prepared.lines
+            n_points = n_events_probe + n_states_probe
+            del probe_events, probe_states, prepared
 
             ceiling_runs: dict[int, list[float]] = {}
 
@@ -314,150 +355,135 @@ def main() -> None:
                 return rate_
 
             best_conns = max((1, 2), key=ceiling)
-            norm_t, delete_t, write_t, frames, rejects = normalise_and_write()
+            first = archive_from_memory()
             ceiling(best_conns)
             ceiling_rate = sum(ceiling_runs[best_conns]) / len(ceiling_runs[best_conns])
-            n_written = sum(len(f) for f in frames)
-            ours_t = Timing()
-            for t in (norm_t, delete_t, write_t):
-                ours_t += t
-            ours_rate = n_written / ours_t.wall
-            print(f"B normalise+enrich: {norm_t.text()}; delete: {delete_t.text()}; write: {write_t.text()}; "
-                  f"{n_written:,} points, rejects {dict(rejects) or 'none'}")
-            stored = backend.count(ours_spec.name, ours_spec.measurement, day, day_end)
-            if stored != n_written or n_written != n_points:
-                # the asset's verify would fail such hours: find the rows that share a stored key
-                collisions = exact = 0
-                for f in frames:
-                    ns = f["time"].dt.as_unit("ns").astype("int64")
-                    collisions += int(f.assign(us=ns // 1000).duplicated(["entity_id", "us"]).sum())
-                    exact += int(f.duplicated(["entity_id", "time"]).sum())
+            rss_after_b = peak_rss_mib()
+
+            def written(run: Archived) -> tuple[int, int]:
+                return (run.result.total("written"), run.result.start_states) if run.result else (0, 0)
+
+            n_written, n_states = written(first)
+            rest = first.total - first.normalise
+            print(f"B normalise+enrich (fetch_hour from memory): {first.normalise.text()}; archive_hours' own: "
+                  f"{rest.text()}; stages {stage_text(first.seconds)}; {n_written:,} points + {n_states:,} start "
+                  f"states, rejects {dict(first.result.rejects) if first.result else '?'}")
+            if first.error or n_written != n_events_probe or n_states != n_states_probe:
                 add("points stored = points written (B)",
-                    f"{stored:,} stored of {n_written:,}: {collisions} rows share (entity, µs) after truncation, "
-                    f"{exact} share the exact time", "equal", False)
-            add(f"normalise + enrich + write, {n_fetched:,} fetched rows → {n_written:,} points",
-                f"{ours_rate:,.0f} points/s = {ours_rate / ceiling_rate:.0%} of ceiling; {ours_t.text()}",
+                    first.error or f"{n_written:,} events + {n_states:,} start states written of "
+                                   f"{n_events_probe:,} + {n_states_probe:,}", "equal", False)
+            ours_rate = (n_written + n_states) / first.total.wall
+            add(f"normalise + enrich + write, {n_fetched:,} fetched rows → {n_written:,} points + {n_states:,} start states",
+                f"{ours_rate:,.0f} points/s = {ours_rate / ceiling_rate:.0%} of ceiling; {first.total.text()}",
                 "≥ 60 % of ceiling", ours_rate >= 0.6 * ceiling_rate)
             add(f"  raw ingest ceiling ({best_conns} conn, mean of {len(ceiling_runs[best_conns])} runs around it)",
                 f"{ceiling_rate:,.0f} points/s ({n_points / ceiling_rate:.1f} s)")
-            plain_rate = n_written / (norm_t.wall + write_t.wall)
-            add("  the same without the DELETE of the day (write only)",
+            plain_rate = (n_written + n_states) / (first.total.wall - first.seconds["verify"])
+            add("  the same without the count-back (before and after)",
                 f"{plain_rate:,.0f} points/s = {plain_rate / ceiling_rate:.0%} of ceiling")
-            add("  of which normalise + enrich (history_to_events, while earlier hours are POSTed)",
-                f"{norm_t.text()} = {n_fetched / norm_t.wall:,.0f} rows/s")
-            add("  of which delete + write (serialise, wait for the POSTs)",
-                f"{delete_t.wall + write_t.wall:.1f} s (delete {delete_t.wall:.1f}); cpu {delete_t.cpu + write_t.cpu:.1f}, "
-                f"influxd {delete_t.influx_cpu + write_t.influx_cpu:.1f}")
-            del frames, fetched
+            add("  of which normalise + enrich (fetch_hour, while earlier hours are POSTed)",
+                f"{first.normalise.text()} = {n_fetched / first.normalise.wall:,.0f} rows/s")
+            add("  of which write + count-back (archive_hours: serialise, wait for the POSTs, count)",
+                f"{rest.wall:.1f} s (count-back {first.seconds['verify']:.1f}); cpu {rest.cpu:.1f}, "
+                f"influxd {rest.influx_cpu:.1f}")
+
+            # --- B again: the same day into the filled bucket (a re-run: write, read keys, prune) ----
+            again = archive_from_memory()
+            rss_after_rerun = peak_rss_mib()
+            rest = again.total - again.normalise
+            pruned = again.result.total("replaced") + again.result.total("removed") if again.result else -1
+            kept = again.result.total("kept") if again.result else -1
+            print(f"B re-run: normalise {again.normalise.text()}; archive_hours' own {rest.text()}; "
+                  f"stages {stage_text(again.seconds)}; {pruned} points pruned, {kept} kept")
+            if again.error:
+                add("points stored = points written (B re-run)", again.error, "equal", False)
+            again_points = sum(written(again))
+            again_rate = again_points / again.total.wall
+            add(f"re-run of the day into the filled bucket, {again_points:,} points (write, then prune each hour)",
+                f"{again_rate:,.0f} points/s = {again.total.wall / first.total.wall:.2f}× the first write; "
+                f"{again.total.text()}")
+            add("  of which prune (read each hour's archived keys, compare, delete)",
+                f"{again.seconds['prune']:.1f} s; deleted {pruned}, kept {kept}", "deletes 0", pruned == 0 and kept == 0)
+            add("  of which write (each hour settled before its prune: no pipelining across hours)",
+                f"{again.seconds['write']:.1f} s (first write: {first.seconds['write']:.1f} s)")
+            del fetched
 
             # --- D: the whole partition path, 24 hours as one backfill run ----------------
             whole_spec = bucket(raw_spec, "bench_events_whole")
-            stages: dict[str, Timing] = {k: Timing() for k in ("fetch", "normalise", "write", "verify")}
+            backend.ensure_bucket(whole_spec)
+            whole_seconds: Counter[str] = Counter()
+            failed: list[str] = []
 
-            failed_hours: list[str] = []
-
-            def whole_path() -> int:
-                kept = 0
-                backend.ensure_bucket(whole_spec)
+            def whole_path() -> tuple[ArchiveResult | None, FetchPlan]:
                 with HomeAssistantClient(sim_url, TOKEN) as client:
-                    t, (plain, with_attrs) = clock(lambda: fetch_plan(client, tags_by_entity))
-                    stages["fetch"] += t
-                    t, rewrite = clock(lambda: HourlyRewrite(backend, whole_spec, day, day_end))
-                    stages["write"] += t
-                    with rewrite:
-                        for start, end in hours:
-                            t, history = clock(lambda s=start, e=end: _fetch_hour(client, s, e, plain, with_attrs,
-                                                                                   ENTITY_BATCH))
-                            stages["fetch"] += t
-                            t, (frame, _) = clock(lambda h=history, s=start, e=end:
-                                                  history_to_events(h, s, e, tags_by_entity))
-                            stages["normalise"] += t
-                            del history
-                            t, _ = clock(lambda f=frame, s=start: rewrite.add(s, f))
-                            stages["write"] += t
-                            kept += len(frame)
-                        t, _ = clock(rewrite.close)
-                        stages["write"] += t
-
-                def verify() -> str | None:
+                    started = time.monotonic()
+                    current = [state.entity_id for state in client.states()]
+                    run_plan = fetch_plan(current, inventory, archived_entities(backend, whole_spec, day, day_end),
+                                          NO_RULES)
+                    whole_seconds["fetch"] += time.monotonic() - started
+                    history = client_history(client)
+                    hours_ = (fetch_hour(history, s, e, run_plan, inventory, whole_seconds) for s, e in hours)
                     try:
-                        rewrite.verify()
-                    except Exception as exc:  # dagster.Failure: the asset fails the run, naming the hour
-                        return str(exc)[:160]
-                    return None
-                t, error = clock(verify)
-                stages["verify"] += t
-                if error:
-                    failed_hours.append(error)
-                return kept
+                        return archive_hours(backend, whole_spec, (day, day_end), hours_, set(run_plan.entity_ids),
+                                             whole_seconds), run_plan
+                    except ArchiveMismatch as exc:
+                        failed.append(str(exc)[:200])
+                        return None, run_plan
 
-            whole_t, kept = clock(whole_path)
-            print("D whole path stages: " + "; ".join(f"{k} {v.text()}" for k, v in stages.items()))
-            add(f"whole partition path, 24 hours, {kept:,} points (fetch + normalise + delete/write + verify)",
-                f"{whole_t.text()} = {kept / whole_t.wall:,.0f} points/s")
-            if failed_hours:
-                add("count-back verify (the asset would fail the run)", failed_hours[0], "passes", False)
+            whole_t, (whole, _) = clock(whole_path)
+            rss_after_d = peak_rss_mib()
+            whole_events, whole_states = (whole.total("written"), whole.start_states) if whole else (0, 0)
+            print(f"D whole path: {whole_t.text()}; stages {stage_text(whole_seconds)}")
+            add(f"whole partition path, 24 hours, {whole_events:,} points + {whole_states:,} start states "
+                "(fetch + normalise + write + count-back)",
+                f"{whole_t.text()} = {(whole_events + whole_states) / whole_t.wall:,.0f} points/s")
+            if failed:
+                add("count-back (the asset would fail the run)", failed[0], "passes", False)
             add("  of which fetch (our client ← simulator WebSocket)",
-                f"{stages['fetch'].text()} = {n_fetched / stages['fetch'].wall:,.0f} rows/s")
+                f"{whole_seconds['fetch']:.1f} s = {n_fetched / whole_seconds['fetch']:,.0f} rows/s")
+            add("  of which normalise / write / count-back",
+                f"{whole_seconds['normalise']:.1f} / {whole_seconds['write']:.1f} / {whole_seconds['verify']:.1f} s")
             add("fetch alone (A, before B), same 24 hours",
                 f"{fetch_t.text()} = {n_fetched / fetch_t.wall:,.0f} rows/s")
-            if sim is not None:
-                sim.stop()
-                sim = None
-                clock.sim_pid = None
+            sim.stop()
+            sim = None
+            clock.sim_pid = None
 
-            # --- E: rollup of the day vs just reading it ---------------------------------
+            # --- E: rollup of the day vs just reading it, as influxdb/hourly_summaries reads ------
             lookback = timedelta(hours=SummariesConfig().start_state_lookback_hours)
             hourly_out = bucket(hourly_spec, "bench_events_hourly")
             daily_out = bucket(daily_spec, "bench_events_daily")
             backend.ensure_bucket(hourly_out)
             backend.ensure_bucket(daily_out)
-
-            # the real read of one hour vs the same with the suggested fix (see StreamedReadBackend)
-            sample = hours[12]
-            t_real, n_sample = clock(lambda: len(backend.read(ours_spec.name, ours_spec.measurement, *sample)))
-            fixed = StreamedReadBackend(InfluxSettings(url=influx.url, api_version=1))
-            t_fixed, _ = clock(lambda: len(fixed.read(ours_spec.name, ours_spec.measurement, *sample)))
-            slow_read = t_real.wall > 2 * t_fixed.wall
-            print(f"E read of one hour ({n_sample:,} points): InfluxV1Backend.read {t_real.text()}, "
-                  f"with iter_lines(chunk_size=1 MiB) {t_fixed.text()}")
-            add(f"InfluxV1Backend.read of one hour, {n_sample:,} points",
-                f"{n_sample / t_real.wall:,.0f} points/s; with 1 MiB iter_lines {n_sample / t_fixed.wall:,.0f} points/s",
-                "≥ raw pull rate", not slow_read)
-            if slow_read:
-                print("E the real read is quadratic in the answer's line length: the day is read and rolled up "
-                      "with StreamedReadBackend (the suggested fix), labelled [fixed read] below")
-                backend.close()
-                backend = fixed
-            else:
-                fixed.close()
-            label = " [fixed read]" if slow_read else ""
+            entity_meta = inventory
 
             def read_alone() -> int:
                 return len(backend.read(ours_spec.name, ours_spec.measurement, day, day_end))
 
-            roll: dict[str, Timing] = {k: Timing() for k in ("read", "hourly compute", "hourly write",
-                                                              "daily read+compute+write")}
+            roll: dict[str, Timing] = {k: Timing() for k in ("read", "read HA start states", "hourly compute",
+                                                              "hourly write", "daily read+compute+write")}
 
-            def rollup() -> tuple[int, int, int]:
+            def rollup() -> tuple[int, int, int, int]:
                 # influxdb/hourly_summaries over the day (one backfill run of 24 partitions)
                 t, rows = clock(lambda: backend.read(ours_spec.name, ours_spec.measurement, day - lookback, day_end))
                 roll["read"] += t
                 if rows.empty:
                     rows = empty_events()
-                written = entity_hours = 0
+                t, from_ha = clock(lambda: ha_start_states(
+                    backend.read(ours_spec.name, START_STATES_MEASUREMENT, day, day_end)))
+                roll["read HA start states"] += t
+                entity_hours = 0
                 t, last = clock(lambda: LastStates(rows))
                 roll["hourly compute"] += t
                 for start, end in hours:
                     def compute(s: datetime = start, e: datetime = end) -> pd.DataFrame:
                         in_hour = rows[(rows["time"] >= s) & (rows["time"] < e)]
-                        return hourly_summaries(in_hour, s, e, start_states=hour_start_states(last, in_hour, s, lookback),
-                                                entity_meta=entity_meta)
+                        states = hour_start_states(last, in_hour, s, lookback, from_ha.get(pd.Timestamp(s)))
+                        return hourly_summaries(in_hour, s, e, start_states=states, entity_meta=entity_meta)
                     t, frame = clock(compute)
                     roll["hourly compute"] += t
-                    t, n = clock(lambda f=frame, s=start, e=end: _write_summaries(backend, hourly_out, f, s, e))
+                    t, _ = clock(lambda f=frame, s=start, e=end: _write_summaries(backend, hourly_out, f, s, e))
                     roll["hourly write"] += t
-                    written += n
                     entity_hours += len(frame)
 
                 # influxdb/daily_summaries for the day
@@ -468,10 +494,10 @@ def main() -> None:
                     return _write_summaries(backend, daily_out, frame, day, day_end)
                 t, n_daily = clock(daily)
                 roll["daily read+compute+write"] += t
-                return len(rows), entity_hours, n_daily
+                return len(rows), sum(len(v) for v in from_ha.values()), entity_hours, n_daily
 
             read1_t, n_read = clock(read_alone)
-            roll_t, (n_rolled, entity_hours, n_daily) = clock(rollup)
+            roll_t, (n_rolled, n_ha_states, entity_hours, n_daily) = clock(rollup)
             read2_t, _ = clock(read_alone)
             read_wall = (read1_t.wall + read2_t.wall) / 2
             read_cpu = (read1_t.cpu + read2_t.cpu) / 2
@@ -480,13 +506,16 @@ def main() -> None:
             print("E rollup stages: " + "; ".join(f"{k} {v.text()}" for k, v in roll.items()))
             ratio = roll_t.wall / read_wall
             cpu_ratio = (roll_t.cpu + roll_t.influx_cpu) / (read_cpu + read_influx)
-            add(f"rollup{label} of 1 day × {n_rolled:,} raw points → {entity_hours:,} entity-hours, {n_daily:,} entity-days",
+            add(f"rollup of 1 day × {n_rolled:,} raw points + {n_ha_states:,} HA start states → "
+                f"{entity_hours:,} entity-hours, {n_daily:,} entity-days",
                 f"{roll_t.text()} = {ratio:.2f}× the read (cpu incl. influxd {cpu_ratio:.2f}×)",
                 "≤ 2× read time", ratio <= 2.0)
-            add(f"  just reading those points{label} (mean of before/after)",
+            add("  just reading those raw points (mean of before/after)",
                 f"{read_wall:.1f} s (cpu {read_cpu:.1f}, influxd {read_influx:.1f}) = {n_read / read_wall:,.0f} points/s")
             for k, v in roll.items():
                 add(f"  of which {k}", v.text())
+            add("peak RSS of this process after B / B re-run / D / E",
+                f"{rss_after_b:,.0f} / {rss_after_rerun:,.0f} / {rss_after_d:,.0f} / {peak_rss_mib():,.0f} MiB")
             backend.close()
         finally:
             if sim is not None:
