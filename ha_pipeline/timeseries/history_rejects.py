@@ -15,6 +15,7 @@ REJECT_MEANINGS = {
     "missing_state": "no state",
     "non_string_state": "a state that is not text",
     "state_too_long": f"a state over {MAX_STATE_LENGTH} characters, which HA itself never records",
+    "duplicate_time": "a second row of one entity at the same microsecond; HA's later row is kept",
 }
 
 

@@ -32,6 +32,7 @@ from ha_pipeline.timeseries.archive import (
     within_retention,
 )
 from ha_pipeline.timeseries.events import empty_events
+from ha_pipeline.timeseries.history_rejects import rejected_rows_sentence
 from ha_pipeline.timeseries.start_states import LastStates, ha_start_states, hour_start_states
 from ha_pipeline.timeseries.rollups import FIELD_COLUMNS as SUMMARY_FIELDS
 from ha_pipeline.timeseries.rollups import SUMMARY_COLUMNS
@@ -178,6 +179,8 @@ def events(
         context.log.warning(f"{retention_sentence(skipped, spec)} First skipped hour: {skipped[0]}.")
     if result.total("kept"):
         context.log.warning(kept_sentence(result, spec))
+    if sentence := rejected_rows_sentence(result.rejects):
+        context.log.warning(sentence)
     if result.refused:
         raise dg.Failure(refused_sentence(result.refused, spec), allow_retries=False,
                          metadata=_events_metadata(window, result, plan, skipped, spec, seconds))
