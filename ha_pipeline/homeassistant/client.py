@@ -12,7 +12,6 @@ import gc
 import json
 import logging
 import random
-import re
 import socket
 import threading
 import time
@@ -32,6 +31,7 @@ from websockets.exceptions import (
     InvalidURI,
 )
 
+from ha_pipeline.entity_id import valid_entity_id
 from ha_pipeline.homeassistant.errors import (
     AuthenticationError,
     CannotConnectError,
@@ -127,15 +127,15 @@ def _batches(items: list[T], size: int) -> list[list[T]]:
 
 
 _FROM_ENTRIES = ("device_class", "original_device_class", "capabilities")
-# HA's own rule (homeassistant.core.valid_entity_id). get_entries refuses a whole request that
-# holds one id breaking it, so such ids are not asked about: their records keep no device classes.
-_VALID_ENTITY_ID = re.compile(r"(?!.+__)(?!_)[\da-z_]+(?<!_)\.(?!_)[\da-z_]+(?<!_)")
+# get_entries refuses a whole request that holds one id breaking HA's rule, so such ids are not
+# asked about: their records keep no device classes.
 _FROM_STATE = ("unit_of_measurement", "state_class")
 
 
 def _enrich_entities(items: list[Any], details: Any, attributes_by_entity: dict[str, dict[str, Any]]) -> None:
-    """Add ``get_entries``' device classes and capabilities and the state's unit and state class
-    (None unless strings) to registry items, in place; keys an item already has win."""
+    """Add ``get_entries``' device classes and capabilities, the state's unit and state class
+    (None unless strings) and ``has_state`` to registry items, in place; keys an item already
+    has win."""
     if not isinstance(details, dict):
         details = {}
     for item in items:
@@ -146,7 +146,10 @@ def _enrich_entities(items: list[Any], details: Any, attributes_by_entity: dict[
             extra = {}
         for key in _FROM_ENTRIES:
             item.setdefault(key, extra.get(key))
-        attributes = attributes_by_entity.get(entity_id, {})
+        attributes = attributes_by_entity.get(entity_id)
+        item.setdefault("has_state", attributes is not None)
+        if attributes is None:
+            attributes = {}
         for key in _FROM_STATE:
             value = attributes.get(key)
             item.setdefault(key, value if isinstance(value, str) else None)
@@ -506,7 +509,7 @@ class AsyncHomeAssistantClient:
                     for item in items
                     if isinstance(item, dict)
                     and isinstance(item.get("entity_id"), str)
-                    and _VALID_ENTITY_ID.fullmatch(item["entity_id"])
+                    and valid_entity_id(item["entity_id"])
                 ]
                 details = (
                     await self.command("config/entity_registry/get_entries", entity_ids=list(dict.fromkeys(ids)))

@@ -70,7 +70,9 @@ class Entity(HAModel):
 
     The first 16 fields are ``config/entity_registry/list``'s; ``device_class``,
     ``original_device_class`` and ``capabilities`` come from ``get_entries``;
-    ``unit_of_measurement`` and ``state_class`` from the state's attributes.
+    ``unit_of_measurement`` and ``state_class`` from the state's attributes, and ``has_state``
+    says whether HA had a state for the entity at all (a disabled entity has none), so the
+    store can tell "no unit" from "no state to read a unit from".
     """
 
     id_field: ClassVar[str] = "entity_id"
@@ -96,6 +98,7 @@ class Entity(HAModel):
     capabilities: dict[str, Any] | None = None
     unit_of_measurement: str | None = None
     state_class: str | None = None
+    has_state: bool | None = None
 
 
 class ConfigEntry(HAModel):

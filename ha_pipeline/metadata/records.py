@@ -14,10 +14,11 @@ import io
 import json
 import operator
 import pickle
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from ha_pipeline.entity_id import all_valid_entity_ids, valid_entity_id
 
 #: Longest id (and indexed string) accepted: the width of the key columns.
 MAX_ID_LENGTH = 255
@@ -25,13 +26,6 @@ MAX_ID_LENGTH = 255
 MAX_TEXT_LENGTH = 1024
 #: Longest canonical JSON accepted for list-valued fields (identifiers, connections, aliases).
 MAX_JSON_LENGTH = 8192
-
-# HA's own rule (homeassistant.core.valid_entity_id): lowercase domain.object_id, no "__",
-# no leading/trailing "_". Anything else cannot come from a real registry.
-_ENTITY_ID = r"(?!.+__)(?!_)[\da-z_]+(?<!_)\.(?!_)[\da-z_]+(?<!_)"
-VALID_ENTITY_ID = re.compile(f"^{_ENTITY_ID}$")
-# Many ids, newline-joined, in one C-level match: the usual all-valid case needs no Python loop.
-_ALL_VALID_ENTITY_IDS = re.compile(f"(?:{_ENTITY_ID}\n)*{_ENTITY_ID}")
 
 _ID, _TEXT, _JSON, _BOOL = "id", "text", "json", "bool"
 
@@ -127,6 +121,9 @@ class Snapshot:
     warnings: list[Issue] = field(default_factory=list)
     #: Ids HA listed but whose record was rejected: left as stored, not marked removed.
     rejected_ids: dict[str, set[str]] = field(default_factory=lambda: {t: set() for t in _SPECS})
+    #: Entities HA listed without a state (``has_state`` false, e.g. disabled ones): their unit
+    #: and state class say nothing, so ``sync`` keeps the stored ones where these are null.
+    stateless: set[str] = field(default_factory=set)
 
 
 # Built once: json.dumps with options builds a new encoder on every call.
@@ -191,10 +188,8 @@ def _validate(table: str, items: Iterable[Any], snap: Snapshot) -> tuple[list[st
     if table == "entities":
         # HA itself never makes such ids, but SQL can hold any text: keep the record (nothing is
         # lost) and say so, rather than dropping an entity a newer HA might allow.
-        joined = "\n".join(ids)
-        all_valid = joined.count("\n") == len(ids) - 1 and _ALL_VALID_ENTITY_IDS.fullmatch(joined) is not None
-        for i, ok in enumerate(() if all_valid else map(VALID_ENTITY_ID.match, ids)):
-            if ok is None:
+        for i, ok in enumerate(() if all_valid_entity_ids(ids) else map(valid_entity_id, ids)):
+            if not ok:
                 snap.warnings.append(
                     Issue(table, ids[i][:MAX_ID_LENGTH], pk_field,
                           "stored, but not a valid HA entity id (domain.object_id in lowercase a-z, 0-9 and _)")
@@ -347,7 +342,10 @@ def normalise(
                            f"config entry {entry!r} is not in HA's config entries; link not stored"))
         links[did] = tuple(sorted(ok))
 
-    ent_ids, ent_cols = _validate("entities", _items(rows, "entities", snap), snap)
+    entity_items = _items(rows, "entities", snap)
+    ent_ids, ent_cols = _validate("entities", entity_items, snap)
+    stateless = {rec.get("entity_id") for rec in entity_items if type(rec) is dict and rec.get("has_state") is False}
+    snap.stateless = stateless.intersection(ent_ids) if stateless else set()
     ent_cols["domain"] = [eid.partition(".")[0] for eid in ent_ids]
     resolve("entities", ent_ids, ent_cols["device_id"], known_devices, "device_id", "device")
     resolve("entities", ent_ids, ent_cols["own_area_id"], known_areas, "area_id", "area")
@@ -371,7 +369,8 @@ def fingerprint(table: str, snap: Snapshot) -> str:
     """A stable digest of what ``snap`` holds for ``table``, independent of HA's list order.
 
     Covers the stored columns (and their layout), the device links and the ids that were
-    rejected (those are left as stored rather than marked removed), so two snapshots with
+    rejected (those are left as stored rather than marked removed) and the entities without a
+    state (their unit and state class are kept), so two snapshots with
     the same fingerprint make ``sync`` write the same rows. The rows are serialised by the C
     pickler in fast mode, which writes every value out in full (no memo of shared objects),
     so equal values give equal bytes whichever objects hold them.
@@ -381,6 +380,8 @@ def fingerprint(table: str, snap: Snapshot) -> str:
     extra: tuple = (table, COLUMNS[table], sorted(snap.rejected_ids[table]))
     if table == "devices":
         extra += (sorted(snap.links.items()),)
+    elif table == "entities":
+        extra += (sorted(snap.stateless),)
     buffer = io.BytesIO()
     pickler = pickle.Pickler(buffer, protocol=5)
     pickler.fast = True

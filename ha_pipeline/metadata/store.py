@@ -307,9 +307,16 @@ class MetadataStore:
             return {name: int(conn.execute(q).scalar_one()) for name, q in queries.items()}
 
     def registry_changes(
-        self, since: datetime | None = None, table: str | None = None, object_id: str | None = None
+        self,
+        since: datetime | None = None,
+        table: str | None = None,
+        object_id: str | None = None,
+        *,
+        follow_renames: bool = False,
     ) -> list[dict[str, Any]]:
-        """Logged changes, oldest first, old/new values decoded."""
+        """Logged changes, oldest first, old/new values decoded. With ``follow_renames`` an
+        entity's ``object_id`` also selects the changes logged under its other ids (any it had
+        before or after, ``entity_ids_of``)."""
         self._ready()
         rc = t.registry_changes
         q = sa.select(rc).order_by(rc.c.id)
@@ -317,7 +324,10 @@ class MetadataStore:
             q = q.where(rc.c.changed_at >= _utc(since))
         if table is not None:
             q = q.where(rc.c.table_name == table)
-        if object_id is not None:
+        if object_id is not None and follow_renames and table in (None, "entities"):
+            ids = self.entity_ids_of(object_id)
+            q = q.where(sa.or_(rc.c.object_id.in_(ids) & (rc.c.table_name == "entities"), rc.c.object_id == object_id))
+        elif object_id is not None:
             q = q.where(rc.c.object_id == object_id)
         with self.engine.connect() as conn:
             out = _rows(conn.execute(q))
@@ -326,13 +336,61 @@ class MetadataStore:
                 row[key] = None if row[key] is None else json.loads(row[key])
         return out
 
-    def entity_tags(self) -> list[dict[str, Any]]:
-        """One dict per current entity with the tags its InfluxDB points carry."""
+    def entity_renames(self) -> list[dict[str, Any]]:
+        """Every entity-id change logged, oldest first: ``changed_at, registry_id,
+        old_entity_id, new_entity_id``."""
+        self._ready()
+        rc = t.registry_changes
+        q = (
+            sa.select(rc.c.changed_at, rc.c.old_values, rc.c.new_values)
+            .where(rc.c.table_name == "entities", rc.c.change_type == "entity_id_changed")
+            .order_by(rc.c.id)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).tuples().all()
+        out = []
+        for changed_at, old, new in rows:
+            old, new = json.loads(old), json.loads(new)
+            out.append(
+                {
+                    "changed_at": _utc(changed_at),
+                    "registry_id": new.get("registry_id"),
+                    "old_entity_id": old["entity_id"],
+                    "new_entity_id": new["entity_id"],
+                }
+            )
+        return out
+
+    def entity_ids_of(self, entity_id: str) -> list[str]:
+        """Every id the entity known by ``entity_id`` has had, oldest first; ``[entity_id]`` when
+        it was never renamed. The entity is the row with that id, else (an id given up in a
+        rename) the entities renamed from or to it."""
+        renames = self.entity_renames()
+        row = self.entity(entity_id)
+        if row is not None:
+            registry_ids = {row["registry_id"]}
+        else:
+            registry_ids = {r["registry_id"] for r in renames if entity_id in (r["old_entity_id"], r["new_entity_id"])}
+        registry_ids.discard(None)
+        ids: dict[str, None] = {}
+        for r in renames:
+            if r["registry_id"] in registry_ids:
+                ids.setdefault(r["old_entity_id"])
+                ids.setdefault(r["new_entity_id"])
+        return list(ids) or [entity_id]
+
+    def entity_tags(self, include_removed: bool = False) -> list[dict[str, Any]]:
+        """One dict per current entity with the tags its InfluxDB points carry: ``entity_id,
+        registry_id`` (HA's entity registry id), ``area, area_id, device_id, device_name,
+        integration, device_class, unit_of_measurement, state_class`` and ``removed_at`` (None
+        for a current entity). ``include_removed`` adds the entities HA no longer lists, with
+        the tags they had last (their history stays fetchable and taggable)."""
         self._ready()
         e, a, d, ce = t.entities, t.areas, t.devices, t.config_entries
         q = (
             sa.select(
                 e.c.entity_id,
+                e.c.registry_id,
                 a.c.name.label("area"),
                 e.c.area_id,
                 e.c.device_id,
@@ -342,17 +400,19 @@ class MetadataStore:
                 sa.func.coalesce(e.c.device_class, e.c.original_device_class).label("device_class"),
                 e.c.unit_of_measurement,
                 e.c.state_class,
+                e.c.removed_at,
             )
             .select_from(
                 e.outerjoin(a, a.c.area_id == e.c.area_id)
                 .outerjoin(d, d.c.device_id == e.c.device_id)
                 .outerjoin(ce, ce.c.entry_id == e.c.config_entry_id)
             )
-            .where(e.c.removed_at.is_(None))
             .order_by(e.c.entity_id)
         )
+        if not include_removed:
+            q = q.where(e.c.removed_at.is_(None))
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(q)]
+            return _rows(conn.execute(q))
 
     # -- integrity ----------------------------------------------------------------------
 

@@ -22,6 +22,14 @@ keeps the old values, so nothing is lost. It is written by the database itself f
 rows just inserted (``INSERT ... SELECT``), which keeps a first sync of 100k entities from
 serialising every record twice. ``removed`` rows keep the whole record: a removed row may
 be pruned later.
+
+An entity HA lists under a new id with the registry id a stored row has (HA's
+``config/entity_registry/update`` with ``new_entity_id``) is renamed in place: its row takes
+the new id as its key and keeps first_seen, and one ``entity_id_changed`` row (object_id the
+new id, ``old_values.entity_id`` the old one, ``new_values`` the new one and the registry id)
+links the two ids in the log. An entity HA lists
+without a state (``has_state`` false, e.g. a disabled one) keeps its stored unit and state
+class where the snapshot has none: they come from the state, not from HA's registry.
 """
 
 from __future__ import annotations
@@ -57,7 +65,7 @@ _KIND_OF_COLUMN: dict[str, dict[str, str]] = {
         "disabled_by": "disabled",
     },
 }
-CHANGE_TYPES = ("added", "removed", "renamed", "area_changed", "disabled", "enabled", "updated")
+CHANGE_TYPES = ("added", "removed", "renamed", "area_changed", "disabled", "enabled", "updated", "entity_id_changed")
 
 #: What an ``added`` change row carries (non-null ones only), besides the id in ``object_id``;
 #: added devices also carry their ``config_entries``.
@@ -420,6 +428,70 @@ def _tuple_getter(indexes: list[int]) -> Any:
 _ADDED_GET = {table: _tuple_getter([COLUMNS[table].index(c) for c in cols]) for table, cols in ADDED_COLUMNS.items()}
 
 
+_REGISTRY_ID = COLUMNS["entities"].index("registry_id")
+_KEPT_WITHOUT_STATE = tuple(COLUMNS["entities"].index(c) for c in ("unit_of_measurement", "state_class"))
+
+
+def _entity_renames(
+    old_rows: Mapping[str, tuple[tuple, Any]], new_rows: Mapping[str, tuple], rejected: set[str]
+) -> list[tuple[str, str]]:
+    """``(stored id, new id)`` of each entity HA now lists under another id with the same
+    registry id: the same entity, renamed (``config/entity_registry/update`` ``new_entity_id``).
+
+    A stored row matches when HA no longer lists its id with that registry id; of several
+    stored rows with one registry id (only possible in old data) the current one, else the
+    one removed last, is the entity. No rename when the new id already holds that registry id.
+    """
+    new_by_registry: dict[str, str | None] = {}
+    for oid, values in new_rows.items():
+        rid = values[_REGISTRY_ID]
+        if rid is not None:
+            # A registry id HA lists twice names no one entity: no rename for it.
+            new_by_registry[rid] = None if rid in new_by_registry else oid
+    best: dict[str, tuple[str, Any]] = {}
+    for oid, (values, removed_at) in old_rows.items():
+        rid = values[_REGISTRY_ID]
+        target = new_by_registry.get(rid) if rid is not None else None
+        if target is None or target == oid or oid in rejected:
+            continue
+        kept = best.get(rid)
+        if kept is None or _later(removed_at, kept[1]):
+            best[rid] = (oid, removed_at)
+    renames = []
+    for rid, (oid, _) in best.items():
+        target = new_by_registry[rid]
+        held = old_rows.get(target)
+        if held is None or held[0][_REGISTRY_ID] != rid:
+            renames.append((oid, target))
+    return sorted(renames)
+
+
+def _later(removed_at: Any, other: Any) -> bool:
+    """True when a row removed at ``removed_at`` (None: current) is newer than one at ``other``."""
+    if other is None:
+        return False
+    return removed_at is None or removed_at > other
+
+
+def _keep_state_columns(
+    new_rows: dict[str, tuple], old_rows: Mapping[str, tuple[tuple, Any]], stateless: set[str]
+) -> dict[str, tuple]:
+    """``new_rows`` with the stored unit and state class of each entity HA lists without a state
+    where the snapshot has none (they come from the state; a value HA gives still wins)."""
+    kept: dict[str, tuple] = {}
+    for oid in stateless:
+        old, values = old_rows.get(oid), new_rows[oid]
+        if old is None:
+            continue
+        patched = list(values)
+        for i in _KEPT_WITHOUT_STATE:
+            if patched[i] is None:
+                patched[i] = old[0][i]
+        if patched != list(values):
+            kept[oid] = tuple(patched)
+    return {**new_rows, **kept} if kept else new_rows
+
+
 def sync_snapshot(
     conn: sa.Connection, rows: Mapping[str, Any], now: datetime, *, full_compare: bool = False
 ) -> SyncResult:
@@ -455,6 +527,11 @@ def sync_snapshot(
         is_devices = table == "devices"
         link_inserts: list[tuple[str, str]] = []
         link_deletes: list[tuple[str, str]] = []
+        renamed: set[str] = set()
+        if table == "entities":
+            renamed = _rename_entities(bulk, old_rows, new_rows, snap.rejected_ids[table], ts, now, changes, result)
+            if snap.stateless:
+                new_rows = _keep_state_columns(new_rows, old_rows, snap.stateless)
 
         # New ids in key order: appending to the table's B-tree is cheaper than splitting pages.
         added = sorted(new_rows.keys() - old_rows.keys())
@@ -472,7 +549,10 @@ def sync_snapshot(
             if is_devices:
                 link_new, link_old = snap.links.get(oid, ()), stored_links.get(oid, ())
             if removed_at is None and old_values == values and link_new == link_old:
-                result.unchanged[table] += 1
+                if oid in renamed:
+                    result.changed[table] += 1  # the key and last_seen were written by the rename
+                else:
+                    result.unchanged[table] += 1
                 continue
             if link_new != link_old:
                 link_deletes += [(oid, e) for e in sorted(set(link_old) - set(link_new))]
@@ -540,6 +620,54 @@ def sync_snapshot(
             [{"table_name": k, "fingerprint": f, "signature": g, "synced_at": now} for k, (f, g) in new_state.items()],
         )
     return result
+
+
+def _rename_entities(
+    bulk: _Bulk,
+    old_rows: dict[str, tuple[tuple, Any]],
+    new_rows: Mapping[str, tuple],
+    rejected: set[str],
+    ts: Any,
+    now: datetime,
+    changes: list[dict[str, Any]],
+    result: SyncResult,
+) -> set[str]:
+    """Give renamed entities their new id in place (``_entity_renames``); returns the new ids.
+
+    The row keeps its first_seen and every other column; one ``entity_id_changed`` row is
+    logged under the new id with the old id in ``old_values`` (and the registry id in
+    ``new_values``). A stored row that holds a new
+    id for another entity HA no longer lists under it is deleted to make room (logged as
+    ``removed`` with its whole record if it was current, as ``prune`` would later). Ids move
+    through temporary keys when one rename takes an id another one frees (a swap or a chain).
+    ``old_rows`` is re-keyed to match what is stored.
+    """
+    renames = _entity_renames(old_rows, new_rows, rejected)
+    if not renames:
+        return set()
+    tbl = t.entities
+    sources = {old for old, _ in renames}
+    evicted = [new for _, new in renames if new in old_rows and new not in sources]
+    for oid in evicted:
+        values, removed_at = old_rows.pop(oid)
+        if removed_at is None:
+            changes.append(_change(now, "entities", oid, "removed", _non_null("entities", values), None))
+            result.removed["entities"] += 1
+    bulk.delete(tbl, ("entity_id",), [(oid,) for oid in evicted])
+    if any(new in sources for _, new in renames):
+        parked = [(f"~renaming~{i}", old, new) for i, (old, new) in enumerate(renames)]
+        bulk.update(tbl, ("entity_id",), ("entity_id",), [(tmp, old) for tmp, old, _ in parked])
+        bulk.update(tbl, ("entity_id", "last_seen"), ("entity_id",), [(new, ts, tmp) for tmp, _, new in parked])
+    else:
+        bulk.update(tbl, ("entity_id", "last_seen"), ("entity_id",), [(new, ts, old) for old, new in renames])
+    moved = {new: old_rows.pop(old) for old, new in renames}
+    for new, (values, removed_at) in moved.items():
+        old_rows[new] = ((new, *values[1:]), removed_at)
+    for old, new in renames:
+        # The registry id (unchanged) rides along: it ties every id of one entity together.
+        after = {"entity_id": new, "registry_id": old_rows[new][0][_REGISTRY_ID]}
+        changes.append(_change(now, "entities", new, "entity_id_changed", {"entity_id": old}, after))
+    return set(moved)
 
 
 def _iso(value: Any) -> str:

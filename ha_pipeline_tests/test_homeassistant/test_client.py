@@ -117,6 +117,8 @@ def test_entities_are_enriched_from_get_entries_and_states(server: ScriptedServe
     assert with_unit, "samples hold sensors with units"
     for entity in with_unit:
         assert entity.unit_of_measurement == states[entity.entity_id]["attributes"]["unit_of_measurement"]
+    assert {e.entity_id for e in entities.values() if e.has_state} == set(entities) & set(states)
+    assert any(not e.has_state for e in entities.values()), "samples hold an entity without a state"
     requested = [m for m in server.received if m["type"] == "config/entity_registry/get_entries"]
     assert sorted(sum((m["entity_ids"] for m in requested), [])) == sorted(entities)
 
@@ -528,3 +530,17 @@ def test_an_entity_id_ha_would_refuse_does_not_sink_get_entries(server: Scripted
     enriched = {e["entity_id"]: e for e in entities}
     entry = sample("entity_registry_get_entries.json")
     assert all(enriched[i]["original_device_class"] == entry[i]["original_device_class"] for i in entry if i in enriched)
+
+
+def test_an_entity_id_with_the_trailing_newline_ha_accepts_is_asked_about(server: ScriptedServer) -> None:
+    listed = sample("entity_registry_list.json")
+    renamed = {**listed[0], "entity_id": listed[0]["entity_id"] + "\n"}
+    server.handlers["config/entity_registry/list"] = lambda msg: [renamed, *listed[1:]]
+    entry = sample("entity_registry_get_entries.json")[listed[0]["entity_id"]]
+    default = server.handlers["config/entity_registry/get_entries"]
+    server.handlers["config/entity_registry/get_entries"] = lambda msg: {
+        **default(msg), **({renamed["entity_id"]: entry} if renamed["entity_id"] in msg["entity_ids"] else {})
+    }
+    with HomeAssistantClient(server.url, TOKEN) as ha:
+        entities = {e["entity_id"]: e for e in ha.registry_payloads()["entities"]}
+    assert entities[renamed["entity_id"]]["capabilities"] == entry["capabilities"]

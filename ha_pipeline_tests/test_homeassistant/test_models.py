@@ -58,7 +58,7 @@ def test_entity_row_is_the_list_keys_plus_the_enrichment_keys() -> None:
     entities, _ = parse_records(Entity, sample("entity_registry_list.json"), "entity")
     row = entities[0].as_row()
     assert set(row) == ENTITY_LIST_KEYS | {
-        "device_class", "original_device_class", "capabilities", "unit_of_measurement", "state_class",
+        "device_class", "original_device_class", "capabilities", "unit_of_measurement", "state_class", "has_state",
     }  # fmt: skip
     assert {key: row[key] for key in ENTITY_LIST_KEYS} == sample("entity_registry_list.json")[0]
 

@@ -61,16 +61,17 @@ def test_entity_tags(store: MetadataStore, home: Rows) -> None:
 
     tags = {t["entity_id"]: t for t in store.entity_tags()}
     assert tags["sensor.kitchen_temperature"] == {
-        "entity_id": "sensor.kitchen_temperature", "area": "Kitchen", "area_id": "kitchen", "device_id": "therm",
+        "entity_id": "sensor.kitchen_temperature", "registry_id": "reg-sensor.kitchen_temperature", "area": "Kitchen", "area_id": "kitchen", "device_id": "therm",
         "device_name": "Kitchen thermometer", "integration": "peer_home", "device_class": "temperature",
-        "unit_of_measurement": "°C", "state_class": "measurement",
+        "unit_of_measurement": "°C", "state_class": "measurement", "removed_at": None,
     }
     assert tags["sensor.kitchen_humidity"]["device_class"] == "humidity"
     assert tags["light.garden_lamp"]["device_name"] == "Lamp" and tags["light.garden_lamp"]["integration"] == "hue"
     # No config entry: the platform names the integration.
     assert tags["sun.sun"] == {
-        "entity_id": "sun.sun", "area": None, "area_id": None, "device_id": None, "device_name": None,
+        "entity_id": "sun.sun", "registry_id": "reg-sun.sun", "area": None, "area_id": None, "device_id": None, "device_name": None,
         "integration": "sun", "device_class": None, "unit_of_measurement": None, "state_class": None,
+        "removed_at": None,
     }
 
 
