@@ -6,13 +6,11 @@ holds all of the logic. Secrets come from `dg.EnvVar`, so they never reach run c
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import PrivateAttr
 
-from ha_pipeline.homeassistant.client import HomeAssistantClient
-from ha_pipeline.metadata.store import MetadataStore
-from ha_pipeline.timeseries.backend import TimeseriesBackend, make_backend
 from ha_pipeline.timeseries.buckets import (
     DEFAULT_URL,
     BucketSpec,
@@ -20,6 +18,13 @@ from ha_pipeline.timeseries.buckets import (
     api_version_from_env,
     default_bucket_specs,
 )
+
+# The client, the store and the backend pull in websockets, SQLAlchemy and pandas: they are
+# imported where a run first asks for them, so loading the definitions stays light (issue 16).
+if TYPE_CHECKING:
+    from ha_pipeline.homeassistant.client import HomeAssistantClient
+    from ha_pipeline.metadata.store import MetadataStore
+    from ha_pipeline.timeseries.backend import TimeseriesBackend
 
 
 class HomeAssistantResource(dg.ConfigurableResource):
@@ -31,8 +36,10 @@ class HomeAssistantResource(dg.ConfigurableResource):
     command_timeout: float = 60.0
     retry_budget_seconds: float = 30.0
 
-    def client(self, **timeouts: float) -> HomeAssistantClient:
+    def client(self, **timeouts: float) -> "HomeAssistantClient":
         """A sync client (use as a context manager); `timeouts` override the configured ones."""
+        from ha_pipeline.homeassistant.client import HomeAssistantClient
+
         settings = {
             "connect_timeout": self.connect_timeout,
             "command_timeout": self.command_timeout,
@@ -57,11 +64,13 @@ class MetadataStoreResource(dg.ConfigurableResource):
 
     db_url: str | None = None
 
-    _store: MetadataStore | None = PrivateAttr(default=None)
+    _store: "MetadataStore | None" = PrivateAttr(default=None)
 
-    def store(self) -> MetadataStore:
+    def store(self) -> "MetadataStore":
         """The store, migrated to the latest schema (once per resource instance)."""
         if self._store is None:
+            from ha_pipeline.metadata.store import MetadataStore
+
             store = MetadataStore(self.db_url or default_db_url())
             store.upgrade()
             self._store = store
@@ -79,11 +88,13 @@ class InfluxDBResource(dg.ConfigurableResource):
     password: str | None = None
     timeout_seconds: float = 60.0
 
-    _backend: TimeseriesBackend | None = PrivateAttr(default=None)
+    _backend: "TimeseriesBackend | None" = PrivateAttr(default=None)
 
-    def backend(self) -> TimeseriesBackend:
+    def backend(self) -> "TimeseriesBackend":
         """The backend for the configured server and API version (one per execution)."""
         if self._backend is None:
+            from ha_pipeline.timeseries.backend import make_backend
+
             self._backend = make_backend(
                 InfluxSettings(
                     url=self.url.rstrip("/"),
