@@ -35,6 +35,10 @@ defs = dg.Definitions.merge(
         ],
         sensors=[sensors.registry_change_sensor],
         resources=default_resources(),
+        # Each run executes its steps one after another in the run worker, which loads the
+        # definitions and sets up the resources once: a step process each would load them again
+        # for every asset and check (issue 16). Pools, retries and blocking checks still apply.
+        executor=dg.in_process_executor,
     ),
     # Retention job, storage report and their schedules (issue 6).
     operations.defs,

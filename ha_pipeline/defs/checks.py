@@ -1,10 +1,14 @@
 """Asset checks: the inventory's integrity, and that history and summaries add up."""
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
-import numpy as np
-import pandas as pd
 
 from ha_pipeline.defs.resources import InfluxDBResource, MetadataStoreResource
+
+# numpy and pandas are imported by the checks that compute with them, when they run (issue 16).
+if TYPE_CHECKING:
+    import pandas as pd
 
 INVENTORY_TABLES = ["areas", "devices", "entities", "config_entries"]
 
@@ -93,7 +97,9 @@ def entities_with_removed_device(metadata_store: MetadataStoreResource) -> dg.As
     )
 
 
-def _window(context, asset_key: list[str]) -> tuple[dict, pd.Timestamp, pd.Timestamp] | None:
+def _window(context, asset_key: list[str]) -> "tuple[dict, pd.Timestamp, pd.Timestamp] | None":
+    import pandas as pd
+
     metadata = _latest_metadata(context, asset_key)
     if "window_start" not in metadata:
         return None
@@ -165,6 +171,9 @@ SUMMARY_VALUES = ["mean", "min", "max", "last", "sum_increase"]
 
 
 def _summaries_finite(context, asset: str, bucket_key: str, influxdb: InfluxDBResource) -> dg.AssetCheckResult:
+    import numpy as np
+    import pandas as pd
+
     found = _window(context, ["influxdb", asset])
     if found is None:
         return _no_materialization(f"influxdb/{asset}")
@@ -208,6 +217,9 @@ def daily_mean_matches_hourly(
 ) -> dg.AssetCheckResult:
     """Each stored daily mean equals the stored hourly means of that day weighted by their
     covered seconds (relative tolerance 1e-6): catches days rolled up from stale hours."""
+    import numpy as np
+    import pandas as pd
+
     found = _window(context, ["influxdb", "daily_summaries"])
     if found is None:
         return _no_materialization("influxdb/daily_summaries")

@@ -17,7 +17,6 @@ import dagster as dg
 from ha_pipeline.defs.partitions import hourly_partitions
 from ha_pipeline.defs.resources import InfluxDBResource, MetadataStoreResource, fails_at_once
 from ha_pipeline.defs.schedules import automation_status
-from ha_pipeline.timeseries import storage_report as sr
 
 EVENTS_KEY = dg.AssetKey(["influxdb", "events"])
 REPORT_KEY = dg.AssetKey(["reports", "storage_report"])
@@ -127,8 +126,10 @@ retention_schedule = dg.ScheduleDefinition(
 
 
 def _budget_bytes() -> int | None:
+    from ha_pipeline.timeseries.storage_report import GIB
+
     gb = os.environ.get("HA_PIPELINE_STORAGE_BUDGET_GB")
-    return int(float(gb) * sr.GIB) if gb else None
+    return int(float(gb) * GIB) if gb else None
 
 
 def _last_day(bucket_key: str, now: datetime) -> tuple[datetime, datetime]:
@@ -166,6 +167,9 @@ def storage_report(
     storage budget (`HA_PIPELINE_STORAGE_BUDGET_GB`) runs out; plus the ten chattiest entities
     of the last day with a recorder-exclude suggestion. Each report is kept in `storage_reports`,
     so growth is fitted over the stored history."""
+    # numpy (and matplotlib for the chart) load when a report is made, not with the definitions.
+    from ha_pipeline.timeseries import storage_report as sr
+
     now = datetime.now(timezone.utc)
     day_ago = now - timedelta(days=1)
     backend = influxdb.backend()

@@ -10,15 +10,11 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import dagster as dg
 from pydantic import PrivateAttr
 
-from ha_pipeline.homeassistant.client import HomeAssistantClient
-from ha_pipeline.metadata.store import MetadataStore
-from ha_pipeline.timeseries.backend import TimeseriesBackend, make_backend
-from ha_pipeline.timeseries.line_protocol import LineProtocolError
 from ha_pipeline.timeseries.buckets import (
     DEFAULT_URL,
     BucketSpec,
@@ -26,6 +22,13 @@ from ha_pipeline.timeseries.buckets import (
     api_version_from_env,
     default_bucket_specs,
 )
+
+# The client, the store and the backend pull in websockets, SQLAlchemy and pandas: they are
+# imported where a run first asks for them, so loading the definitions stays light (issue 16).
+if TYPE_CHECKING:
+    from ha_pipeline.homeassistant.client import HomeAssistantClient
+    from ha_pipeline.metadata.store import MetadataStore
+    from ha_pipeline.timeseries.backend import TimeseriesBackend
 
 
 class HomeAssistantResource(dg.ConfigurableResource):
@@ -37,8 +40,10 @@ class HomeAssistantResource(dg.ConfigurableResource):
     command_timeout: float = 60.0
     retry_budget_seconds: float = 30.0
 
-    def client(self, **timeouts: float) -> HomeAssistantClient:
+    def client(self, **timeouts: float) -> "HomeAssistantClient":
         """A sync client (use as a context manager); `timeouts` override the configured ones."""
+        from ha_pipeline.homeassistant.client import HomeAssistantClient
+
         settings = {
             "connect_timeout": self.connect_timeout,
             "command_timeout": self.command_timeout,
@@ -63,11 +68,13 @@ class MetadataStoreResource(dg.ConfigurableResource):
 
     db_url: str | None = None
 
-    _store: MetadataStore | None = PrivateAttr(default=None)
+    _store: "MetadataStore | None" = PrivateAttr(default=None)
 
-    def store(self) -> MetadataStore:
+    def store(self) -> "MetadataStore":
         """The store, migrated to the latest schema (once per resource instance)."""
         if self._store is None:
+            from ha_pipeline.metadata.store import MetadataStore
+
             store = MetadataStore(self.db_url or default_db_url())
             store.upgrade()
             self._store = store
@@ -85,11 +92,13 @@ class InfluxDBResource(dg.ConfigurableResource):
     password: str | None = None
     timeout_seconds: float = 60.0
 
-    _backend: TimeseriesBackend | None = PrivateAttr(default=None)
+    _backend: "TimeseriesBackend | None" = PrivateAttr(default=None)
 
-    def backend(self) -> TimeseriesBackend:
+    def backend(self) -> "TimeseriesBackend":
         """The backend for the configured server and API version (one per execution)."""
         if self._backend is None:
+            from ha_pipeline.timeseries.backend import make_backend
+
             self._backend = make_backend(
                 InfluxSettings(
                     url=self.url.rstrip("/"),
@@ -140,6 +149,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 def is_permanent(error: BaseException) -> bool:
     """True for errors of the plain layers that waiting cannot heal (a rejected token, a server
     that is not HA or InfluxDB, values InfluxDB will not take, a malformed setting)."""
+    from ha_pipeline.timeseries.line_protocol import LineProtocolError
+
     return getattr(error, "permanent", False) is True or isinstance(error, LineProtocolError)
 
 

@@ -10,7 +10,6 @@ import dagster as dg
 from ha_pipeline.defs.jobs import discovery_job
 from ha_pipeline.defs.resources import HomeAssistantResource, is_permanent
 from ha_pipeline.defs.schedules import automation_status
-from ha_pipeline.homeassistant.errors import HomeAssistantError
 
 # Short budgets: a tick must end well under Dagster's 60 s sensor timeout even when HA is down
 # or slow: at most about 15 s to connect (retries included) plus 25 s for the whole fetch.
@@ -91,6 +90,9 @@ def registry_change_sensor(context: dg.SensorEvaluationContext, ha: HomeAssistan
     rather than failing the tick. A token HA rejects fails the tick (it cannot heal by waiting);
     an unreachable HA is a skip.
     """
+    # The HA package brings websockets and pydantic models: loaded by the tick, not the definitions.
+    from ha_pipeline.homeassistant.errors import HomeAssistantError
+
     try:
         with ha.client(**SENSOR_TIMEOUTS) as client:
             fingerprint = client.registry_fingerprint(timeout=FETCH_BUDGET_SECONDS)

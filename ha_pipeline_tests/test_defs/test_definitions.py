@@ -132,6 +132,21 @@ def test_dagster_definitions_validate(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+# What a run needs and loading the definitions must not pull in (issue 16): together about as
+# long to import as dagster itself, paid by every webserver reload, sensor tick and run worker.
+RUN_TIME_LIBRARIES = ["pandas", "numpy", "influxdb_client", "matplotlib", "sqlalchemy", "alembic", "websockets"]
+
+
+def test_loading_the_definitions_imports_no_data_libraries():
+    probe = (
+        "import sys, ha_pipeline.definitions; "
+        f"print(','.join(m for m in {RUN_TIME_LIBRARIES!r} if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+
 def test_jobs_run_their_assets_checks(repo):
     events_nodes = {n.name for n in repo.get_job("events_job").graph.node_defs}
     assert {"influxdb__events", "influxdb__hourly_summaries", "influxdb__events_events_match_ha_rows"} <= events_nodes

@@ -4,9 +4,9 @@ import os
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 
 from ha_pipeline.defs.partitions import daily_partitions, hourly_partitions
 from ha_pipeline.defs.resources import (
@@ -15,29 +15,13 @@ from ha_pipeline.defs.resources import (
     MetadataStoreResource,
     fails_at_once,
 )
-from ha_pipeline.timeseries.archive import (
-    START_STATES_MEASUREMENT,
-    ArchiveMismatch,
-    ArchiveResult,
-    EntityRules,
-    FetchPlan,
-    archive_hours,
-    archived_entities,
-    fetch_hour,
-    fetch_plan,
-    hour_windows,
-    kept_sentence,
-    refused_sentence,
-    retention_sentence,
-    within_retention,
-)
-from ha_pipeline.timeseries.events import empty_events
-from ha_pipeline.timeseries.history_rejects import rejected_rows_sentence
-from ha_pipeline.timeseries.start_states import LastStates, ha_start_states, hour_start_states
-from ha_pipeline.timeseries.rollups import FIELD_COLUMNS as SUMMARY_FIELDS
-from ha_pipeline.timeseries.rollups import SUMMARY_COLUMNS
-from ha_pipeline.timeseries.rollups import TAG_COLUMNS as SUMMARY_TAGS
-from ha_pipeline.timeseries.rollups import daily_from_hourly, hourly_summaries
+
+# pandas, numpy and the plain layers they carry are imported by the functions that run them, so
+# loading the definitions stays light (issue 16).
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ha_pipeline.timeseries.archive import ArchiveResult, EntityRules, FetchPlan
 
 HISTORY_RETRY = dg.RetryPolicy(max_retries=2, delay=20, backoff=dg.Backoff.EXPONENTIAL)
 # One run per day of hours: a 30-day backfill is 30 runs, not 720.
@@ -61,8 +45,10 @@ class EntityFilter(dg.Config):
     exclude_entity_globs: list[str] = _env_list("HA_PIPELINE_EXCLUDE_ENTITY_GLOBS")
     exclude_entities: list[str] = _env_list("HA_PIPELINE_EXCLUDE_ENTITIES")
 
-    def rules(self) -> EntityRules:
+    def rules(self) -> "EntityRules":
         """The plain rules (timeseries/archive.py) this config stands for."""
+        from ha_pipeline.timeseries.archive import EntityRules
+
         return EntityRules(**{name: tuple(getattr(self, name)) for name in EntityRules.__dataclass_fields__})
 
     def accepts(self, entity_id: str) -> bool:
@@ -84,6 +70,8 @@ class SummariesConfig(dg.Config):
 
 def hours(window: dg.TimeWindow) -> list[tuple[datetime, datetime]]:
     """The one-hour windows that make up a (possibly multi-partition) time window."""
+    from ha_pipeline.timeseries.archive import hour_windows
+
     return hour_windows(window.start, window.end)
 
 
@@ -94,9 +82,11 @@ def _window_metadata(window: dg.TimeWindow) -> dict[str, dg.MetadataValue]:
     }
 
 
-def _events_metadata(window: dg.TimeWindow, result: ArchiveResult, plan: FetchPlan, skipped: list[str],
+def _events_metadata(window: dg.TimeWindow, result: "ArchiveResult", plan: "FetchPlan", skipped: list[str],
                      spec, seconds: Counter[str]) -> dict[str, dg.MetadataValue]:
     """The run's figures as typed metadata (checks read `rows_kept` and `points_kept_from_archive`)."""
+    from ha_pipeline.timeseries.archive import kept_sentence, retention_sentence
+
     return {
         **_window_metadata(window),
         "rows_fetched": dg.MetadataValue.int(result.rows_fetched),
@@ -147,6 +137,19 @@ def events(
     The hours are written first and only then pruned of points HA's answer replaced or, for an hour
     HA still holds whole, no longer has, so no failure can leave an hour with fewer points than it
     had; every hour is then counted back. `seconds_per_stage` is the wall time of each stage."""
+    from ha_pipeline.timeseries.archive import (
+        ArchiveMismatch,
+        archive_hours,
+        archived_entities,
+        fetch_hour,
+        fetch_plan,
+        kept_sentence,
+        refused_sentence,
+        retention_sentence,
+        within_retention,
+    )
+    from ha_pipeline.timeseries.history_rejects import rejected_rows_sentence
+
     window = context.partition_time_window
     spec = influxdb.bucket_specs()["events"]
     backend = influxdb.backend()
@@ -189,13 +192,16 @@ def events(
     yield dg.MaterializeResult(metadata=_events_metadata(window, result, plan, skipped, spec, seconds))
 
 
-def _preview(frame: pd.DataFrame) -> str:
+def _preview(frame: "pd.DataFrame") -> str:
     if frame.empty:
         return "No entity had a state in this window."
     return "```\n" + frame.head(10).to_string(index=False) + "\n```"
 
 
-def _write_summaries(backend, spec, frame: pd.DataFrame, start: datetime, end: datetime) -> int:
+def _write_summaries(backend, spec, frame: "pd.DataFrame", start: datetime, end: datetime) -> int:
+    from ha_pipeline.timeseries.rollups import FIELD_COLUMNS as SUMMARY_FIELDS
+    from ha_pipeline.timeseries.rollups import TAG_COLUMNS as SUMMARY_TAGS
+
     backend.delete(spec.name, spec.measurement, start, end)
     if frame.empty:
         return 0
@@ -228,6 +234,13 @@ def hourly_summaries_asset(
     each hour's start is HA's own start-time state, archived with the events (so a sensor that
     held its value for days has a row every hour, as in HA); for hours archived without it, the
     last event before the hour (looked back up to a day)."""
+    import pandas as pd
+
+    from ha_pipeline.timeseries.archive import START_STATES_MEASUREMENT
+    from ha_pipeline.timeseries.events import empty_events
+    from ha_pipeline.timeseries.rollups import hourly_summaries
+    from ha_pipeline.timeseries.start_states import LastStates, ha_start_states, hour_start_states
+
     window = context.partition_time_window
     specs = influxdb.bucket_specs()
     raw, spec = specs["events"], specs["events_hourly"]
@@ -280,6 +293,8 @@ def daily_summaries_asset(
     """Per entity and UTC day, the 24 hourly summaries combined, each weighted by the seconds
     it covered, written to the 2555-day `events_daily` bucket. Each day is deleted and rewritten,
     so re-running a day after its hours were re-run gives the same result."""
+    from ha_pipeline.timeseries.rollups import SUMMARY_COLUMNS, daily_from_hourly
+
     window = context.partition_time_window
     specs = influxdb.bucket_specs()
     hourly, spec = specs["events_hourly"], specs["events_daily"]

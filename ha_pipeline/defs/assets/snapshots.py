@@ -1,12 +1,16 @@
 """Registry snapshots: one InfluxDB point per device and per entity at every discovery."""
 
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 
 from ha_pipeline.defs.resources import InfluxDBResource, MetadataStoreResource, fails_at_once
 from ha_pipeline.defs.assets.inventory import INVENTORY_FRESHNESS
+
+# pandas is imported when a snapshot is built, not when the definitions load (issue 16).
+if TYPE_CHECKING:
+    import pandas as pd
 
 SNAPSHOT_RETRY = dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL)
 
@@ -16,14 +20,16 @@ ENTITY_TAGS = ["entity_id", "device_id", "domain", "platform", "area_id"]
 ENTITY_FIELDS = ["unique_id", "disabled"]
 
 
-def _frame(rows: list[dict], columns: list[str], at: datetime) -> pd.DataFrame:
+def _frame(rows: list[dict], columns: list[str], at: datetime) -> "pd.DataFrame":
+    import pandas as pd
+
     frame = pd.DataFrame.from_records(rows, columns=columns)
     frame["time"] = pd.Timestamp(at)
     return frame
 
 
 def _write_snapshot(
-    influxdb: InfluxDBResource, bucket_key: str, frame: pd.DataFrame, tags: list[str], fields: list[str]
+    influxdb: InfluxDBResource, bucket_key: str, frame: "pd.DataFrame", tags: list[str], fields: list[str]
 ) -> tuple[str, int, str]:
     spec = influxdb.bucket_specs()[bucket_key]
     backend = influxdb.backend()
