@@ -59,8 +59,8 @@ def enforce_bucket_retention(context: dg.OpExecutionContext, influxdb: InfluxDBR
     for spec in influxdb.bucket_specs().values():
         outcome = _OUTCOME_WORDS[backend.ensure_bucket(spec)]
         outcomes[spec.name] = outcome
-        rows.append([spec.name, f"{spec.retention_days} d", outcome])
-        context.log.info(f"bucket {spec.name}: {outcome} (retention {spec.retention_days} d)")
+        rows.append([spec.name, spec.retention_text, outcome])
+        context.log.info(f"bucket {spec.name}: {outcome} (retention {spec.retention_text})")
     context.add_output_metadata(
         {
             **{f"bucket/{name}": dg.MetadataValue.text(outcome) for name, outcome in outcomes.items()},
