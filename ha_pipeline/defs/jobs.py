@@ -1,8 +1,8 @@
-"""Jobs: discovery, the hourly history run and the daily rollup."""
+"""Jobs: discovery, the hourly history run and the daily and monthly rollups."""
 
 import dagster as dg
 
-from ha_pipeline.defs.partitions import daily_partitions, hourly_partitions
+from ha_pipeline.defs.partitions import daily_partitions, hourly_partitions, monthly_partitions
 
 discovery_job = dg.define_asset_job(
     name="discovery_job",
@@ -21,5 +21,12 @@ daily_rollup_job = dg.define_asset_job(
     name="daily_rollup_job",
     selection=dg.AssetSelection.assets(["influxdb", "daily_summaries"]),
     partitions_def=daily_partitions,
-    description="Combine a day's 24 hourly summaries into daily summaries.",
+    description="Reduce a local day's hourly summaries (23-25 hours) to daily summaries, as HA does.",
+)
+
+monthly_rollup_job = dg.define_asset_job(
+    name="monthly_rollup_job",
+    selection=dg.AssetSelection.assets(["influxdb", "monthly_summaries"]),
+    partitions_def=monthly_partitions,
+    description="Reduce a local month's hourly summaries to monthly summaries, as HA does.",
 )
