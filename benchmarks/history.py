@@ -5,7 +5,7 @@ is generated with an event rate that makes one UTC day hold ``--rows`` fetched h
 The benchmark drives the same plain functions the Dagster assets chain
 (``ha_pipeline/defs/assets/history.py``: ``_fetch_hour``, ``history_to_events``, ``HourlyRewrite``
 (one delete of the run's hours, one pipelined write fed hour by hour, one per-hour count-back),
-``LastStates``/``hour_start_states``, ``hourly_summaries``, ``_write_summaries``, ``daily_from_hourly``),
+``LastStates``/``hour_start_states``, ``hourly_summaries``, ``_write_summaries``, ``reduce_hourly``),
 as a 24-partition backfill run does, and prints one table of figures vs the targets of issue 5:
 
 1. normalise + enrich + write of the day's fetched rows (HA's compressed rows as the client returned
@@ -55,7 +55,7 @@ from ha_pipeline.timeseries.influx_v1 import InfluxV1Backend  # noqa: E402
 from ha_pipeline.timeseries.buckets import BucketSpec, InfluxSettings, default_bucket_specs  # noqa: E402
 from ha_pipeline.timeseries.events import empty_events, history_to_events  # noqa: E402
 from ha_pipeline.timeseries.line_protocol import prepare_lines  # noqa: E402
-from ha_pipeline.timeseries.rollups import SUMMARY_COLUMNS, daily_from_hourly, hourly_summaries  # noqa: E402
+from ha_pipeline.timeseries.rollups import SUMMARY_COLUMNS, hourly_summaries, reduce_hourly  # noqa: E402
 from ha_pipeline_tests.testbed.influxdb import start_influxdb  # noqa: E402
 from ha_pipeline_tests.testbed.process import ServerProcess, free_port  # noqa: E402
 
@@ -464,7 +464,7 @@ def main() -> None:
                 def daily() -> int:
                     hourly_frame = backend.read(hourly_out.name, hourly_out.measurement, day, day_end).reindex(
                         columns=list(SUMMARY_COLUMNS))
-                    frame = daily_from_hourly(hourly_frame, day)
+                    frame = reduce_hourly(hourly_frame, "day", "UTC")
                     return _write_summaries(backend, daily_out, frame, day, day_end)
                 t, n_daily = clock(daily)
                 roll["daily read+compute+write"] += t
