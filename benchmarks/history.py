@@ -7,7 +7,7 @@ The benchmark drives the plain functions the Dagster assets call (``ha_pipeline/
 before it) and ``archive_hours`` (one pipelined write of the hours the archive does not hold yet, a
 prune of the hours that held points, HA's start-time states written beside the events, a per-hour
 count before and after), then ``LastStates``/``hour_start_states`` fed HA's archived start states
-(``ha_start_states``), ``hourly_summaries``, ``_write_summaries``, ``daily_from_hourly``, as a
+(``ha_start_states``), ``hourly_summaries``, ``_write_summaries``, ``reduce_hourly``, as a
 24-partition backfill run does, and prints one table of figures vs the targets of issue 5:
 
 1. normalise + enrich + write of the day's fetched rows (HA's compressed rows as the client returned
@@ -79,7 +79,7 @@ from ha_pipeline.timeseries.backend import make_backend  # noqa: E402
 from ha_pipeline.timeseries.buckets import BucketSpec, InfluxSettings, default_bucket_specs  # noqa: E402
 from ha_pipeline.timeseries.events import empty_events, history_to_events, start_states_from_history  # noqa: E402
 from ha_pipeline.timeseries.line_protocol import prepare_lines  # noqa: E402
-from ha_pipeline.timeseries.rollups import SUMMARY_COLUMNS, daily_from_hourly, hourly_summaries  # noqa: E402
+from ha_pipeline.timeseries.rollups import SUMMARY_COLUMNS, hourly_summaries, reduce_hourly  # noqa: E402
 from ha_pipeline.timeseries.start_states import LastStates, ha_start_states, hour_start_states  # noqa: E402
 from ha_pipeline_tests.testbed.influxdb import start_influxdb  # noqa: E402
 from ha_pipeline_tests.testbed.process import ServerProcess, free_port  # noqa: E402
@@ -490,7 +490,7 @@ def main() -> None:
                 def daily() -> int:
                     hourly_frame = backend.read(hourly_out.name, hourly_out.measurement, day, day_end).reindex(
                         columns=list(SUMMARY_COLUMNS))
-                    frame = daily_from_hourly(hourly_frame, day)
+                    frame = reduce_hourly(hourly_frame, "day", "UTC")
                     return _write_summaries(backend, daily_out, frame, day, day_end)
                 t, n_daily = clock(daily)
                 roll["daily read+compute+write"] += t

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from ha_pipeline.defs import checks, jobs, operations, schedules, sensors
-from ha_pipeline.defs.assets import history, inventory, snapshots
+from ha_pipeline.defs.assets import history, inventory, snapshots, summaries
 from ha_pipeline.defs.resources import default_resources
 
 defs = dg.Definitions.merge(
@@ -16,7 +16,8 @@ defs = dg.Definitions.merge(
             snapshots.entity_snapshots,
             history.events,
             history.hourly_summaries_asset,
-            history.daily_summaries_asset,
+            summaries.daily_summaries_asset,
+            summaries.monthly_summaries_asset,
         ],
         asset_checks=[
             checks.inventory_integrity,
@@ -26,12 +27,16 @@ defs = dg.Definitions.merge(
             checks.hourly_summaries_finite,
             checks.daily_summaries_finite,
             checks.daily_mean_matches_hourly,
+            checks.monthly_summaries_finite,
+            checks.monthly_mean_matches_hourly,
+            checks.time_zone_matches_ha,
         ],
-        jobs=[jobs.discovery_job, jobs.events_job, jobs.daily_rollup_job],
+        jobs=[jobs.discovery_job, jobs.events_job, jobs.daily_rollup_job, jobs.monthly_rollup_job],
         schedules=[
             schedules.discovery_schedule,
             schedules.events_schedule,
             schedules.daily_rollup_schedule,
+            schedules.monthly_rollup_schedule,
         ],
         sensors=[sensors.registry_change_sensor],
         resources=default_resources(),

@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ha_pipeline.definitions import defs
     from ha_pipeline.defs.operations import latest_expected_hour
+    from ha_pipeline.defs.partitions import daily_partitions
     from ha_pipeline.defs.resources import default_resources
     from ha_pipeline.timeseries.storage_report import human_bytes
 
@@ -79,8 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         last.replace(hour=0) - timedelta(days=1) if args.hours is None else last - timedelta(hours=args.hours - 1)
     )
     hours = [first + timedelta(hours=i) for i in range(int((last - first) / timedelta(hours=1)) + 1)]
-    # Only days that have ended are daily partitions.
-    days = sorted({h.strftime("%Y-%m-%d") for h in hours if h.replace(hour=0) + timedelta(days=1) <= last + timedelta(hours=1)})
+    # Only days that have ended are daily partitions (days of the home's time zone).
+    days = [
+        key for key in daily_partitions.get_partition_keys(current_time=last + timedelta(hours=1))
+        if daily_partitions.time_window_for_partition_key(key).start >= first
+    ]
 
     print("demo: discovery (registries -> SQL -> snapshots)", flush=True)
     run("discovery_job")

@@ -25,7 +25,11 @@ server in its teardown, also when tests or the start itself failed.
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -38,6 +42,14 @@ from ha_pipeline_tests.testbed.process import ServerProcess
 from ha_pipeline_tests.testbed.servers import HAServer, RunningSimulator
 
 SIMULATOR_TOKEN = "simulator-test-token"
+
+# Discovery records HA's time zone in the data directory and the code location reads it when it
+# loads: tests must neither read nor write the developer's `.data` (set before any test module
+# imports ha_pipeline.defs.partitions).
+_TEST_DATA_DIR = tempfile.mkdtemp(prefix="ha-pipeline-tests-data-")
+os.environ["HA_PIPELINE_DATA_DIR"] = _TEST_DATA_DIR
+os.environ.pop("HA_PIPELINE_TIME_ZONE", None)
+atexit.register(shutil.rmtree, _TEST_DATA_DIR, ignore_errors=True)
 
 # name -> seconds, printed at the end of the session (test bed start-up figures).
 _STARTUP_SECONDS: dict[str, float] = {}

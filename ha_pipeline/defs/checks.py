@@ -4,7 +4,9 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from ha_pipeline.defs.partitions import daily_partitions, monthly_partitions
 from ha_pipeline.defs.resources import InfluxDBResource, MetadataStoreResource
+from ha_pipeline.timeseries.calendar import Period, ha_time_zone, zone_mismatch
 
 # numpy and pandas are imported by the checks that compute with them, when they run (issue 16).
 if TYPE_CHECKING:
@@ -211,45 +213,91 @@ def daily_summaries_finite(
     return _summaries_finite(context, "daily_summaries", "events_daily", influxdb)
 
 
-@dg.asset_check(asset=["influxdb", "daily_summaries"])
-def daily_mean_matches_hourly(
+@dg.asset_check(asset=["influxdb", "monthly_summaries"])
+def monthly_summaries_finite(
     context: dg.AssetCheckExecutionContext, influxdb: InfluxDBResource
 ) -> dg.AssetCheckResult:
-    """Each stored daily mean equals the stored hourly means of that day weighted by their
-    covered seconds (relative tolerance 1e-6): catches days rolled up from stale hours."""
+    """No inf in the stored monthly values, and every entity-month that covered time has a mean."""
+    return _summaries_finite(context, "monthly_summaries", "events_monthly", influxdb)
+
+
+def _mean_matches_hourly(
+    context, asset: str, bucket_key: str, period: Period, time_zone: str, influxdb: InfluxDBResource
+) -> dg.AssetCheckResult:
+    """Stored period means against `reduce_hourly` of the stored hourly rows (rel. 1e-6)."""
     import numpy as np
     import pandas as pd
 
-    found = _window(context, ["influxdb", "daily_summaries"])
+    from ha_pipeline.timeseries.rollups import SUMMARY_COLUMNS, reduce_hourly
+
+    found = _window(context, ["influxdb", asset])
     if found is None:
-        return _no_materialization("influxdb/daily_summaries")
+        return _no_materialization(f"influxdb/{asset}")
     _, start, end = found
     specs = influxdb.bucket_specs()
     backend = influxdb.backend()
     hourly = backend.read(specs["events_hourly"].name, specs["events_hourly"].measurement, start, end)
-    daily = backend.read(specs["events_daily"].name, specs["events_daily"].measurement, start, end)
-    if daily.empty or "mean" not in daily.columns:
-        return dg.AssetCheckResult(passed=hourly.empty, metadata={"daily_rows": dg.MetadataValue.int(0)})
-    hourly = hourly.dropna(subset=["mean"]).assign(
-        day=lambda f: pd.to_datetime(f["time"], utc=True).dt.floor("D"),
-        weighted=lambda f: f["mean"] * f["covered_seconds"],
-    )
-    grouped = hourly.groupby(["entity_id", "day"])
-    expected = (grouped["weighted"].sum() / grouped["covered_seconds"].sum()).rename("expected")
-    daily = daily.dropna(subset=["mean"]).assign(day=lambda f: pd.to_datetime(f["time"], utc=True).dt.floor("D"))
-    joined = daily.join(expected, on=["entity_id", "day"])
+    stored = backend.read(specs[bucket_key].name, specs[bucket_key].measurement, start, end)
+    if stored.empty or "mean" not in stored.columns:
+        return dg.AssetCheckResult(passed=hourly.empty, metadata={f"entity_{period}s": dg.MetadataValue.int(0)})
+    expected = reduce_hourly(hourly.reindex(columns=list(SUMMARY_COLUMNS)), period, time_zone)
+    expected = expected.set_index(["entity_id", "time"])["mean"].rename("expected")
+    stored = stored.dropna(subset=["mean"]).assign(time=lambda f: pd.to_datetime(f["time"], utc=True))
+    joined = stored.join(expected, on=["entity_id", "time"])
     tolerance = 1e-6 * np.maximum(joined["expected"].abs(), 1.0)
     bad = joined[~((joined["mean"] - joined["expected"]).abs() <= tolerance)]
     return dg.AssetCheckResult(
         passed=bad.empty,
         metadata={
-            "entity_days": dg.MetadataValue.int(len(joined)),
+            f"entity_{period}s": dg.MetadataValue.int(len(joined)),
             "inconsistent": dg.MetadataValue.int(len(bad)),
+            "time_zone": dg.MetadataValue.text(time_zone),
             "examples": dg.MetadataValue.json(
                 [
-                    {"entity_id": str(r.entity_id), "daily": float(r.mean), "hourly_weighted": float(r.expected)}
+                    {"entity_id": str(r.entity_id), "time": str(r.time), "stored": float(r.mean),
+                     "from_hourly": None if pd.isna(r.expected) else float(r.expected)}
                     for r in bad.head(5).itertuples()
                 ]
             ),
+        },
+    )
+
+
+@dg.asset_check(asset=["influxdb", "daily_summaries"])
+def daily_mean_matches_hourly(
+    context: dg.AssetCheckExecutionContext, influxdb: InfluxDBResource
+) -> dg.AssetCheckResult:
+    """Each stored daily mean equals HA's reduction (`reduce_hourly`) of the stored hourly rows
+    of that local day (relative tolerance 1e-6): catches days rolled up from stale hours."""
+    return _mean_matches_hourly(context, "daily_summaries", "events_daily", "day", daily_partitions.timezone, influxdb)
+
+
+@dg.asset_check(asset=["influxdb", "monthly_summaries"])
+def monthly_mean_matches_hourly(
+    context: dg.AssetCheckExecutionContext, influxdb: InfluxDBResource
+) -> dg.AssetCheckResult:
+    """Each stored monthly mean equals HA's reduction of the stored hourly rows of that local month."""
+    return _mean_matches_hourly(
+        context, "monthly_summaries", "events_monthly", "month", monthly_partitions.timezone, influxdb
+    )
+
+
+@dg.asset_check(asset=["influxdb", "daily_summaries"])
+def time_zone_matches_ha() -> dg.AssetCheckResult:
+    """Warns when the days and months are not in the time zone Home Assistant reported at the
+    last discovery (`HA_PIPELINE_TIME_ZONE` set to another zone, or a code location loaded
+    before discovery recorded HA's zone), since they then differ from HA's statistics."""
+    in_use, ha_zone = daily_partitions.timezone, ha_time_zone()
+    mismatch = zone_mismatch(in_use, ha_zone)
+    return dg.AssetCheckResult(
+        passed=mismatch is None,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=mismatch or (
+            f"Days and months are in {in_use!r}, Home Assistant's time zone."
+            if ha_zone else f"Days and months are in {in_use!r}; no discovery has recorded HA's time zone yet."
+        ),
+        metadata={
+            "time_zone_in_use": dg.MetadataValue.text(in_use),
+            "home_assistant_time_zone": dg.MetadataValue.text(ha_zone or "unknown"),
         },
     )

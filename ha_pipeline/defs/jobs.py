@@ -1,4 +1,4 @@
-"""Jobs: discovery, the hourly history run and the daily rollup.
+"""Jobs: discovery, the hourly history run and the daily and monthly rollups.
 
 The partitioned jobs take their partitions from their assets (`defs/partitions.py`); every job
 runs its steps in the run's own process (the in-process executor set in `definitions.py`).
@@ -21,5 +21,11 @@ events_job = dg.define_asset_job(
 daily_rollup_job = dg.define_asset_job(
     name="daily_rollup_job",
     selection=dg.AssetSelection.assets(["influxdb", "daily_summaries"]),
-    description="Combine a day's 24 hourly summaries into daily summaries.",
+    description="Reduce a local day's hourly summaries (23-25 hours) to daily summaries, as HA does.",
+)
+
+monthly_rollup_job = dg.define_asset_job(
+    name="monthly_rollup_job",
+    selection=dg.AssetSelection.assets(["influxdb", "monthly_summaries"]),
+    description="Reduce a local month's hourly summaries to monthly summaries, as HA does.",
 )

@@ -14,9 +14,10 @@ from typing import Any
 
 import dagster as dg
 
-from ha_pipeline.defs.partitions import hourly_partitions
+from ha_pipeline.defs.partitions import daily_partitions, hourly_partitions
 from ha_pipeline.defs.resources import InfluxDBResource, MetadataStoreResource, fails_at_once
 from ha_pipeline.defs.schedules import automation_status
+from ha_pipeline.timeseries.calendar import period_start
 
 EVENTS_KEY = dg.AssetKey(["influxdb", "events"])
 REPORT_KEY = dg.AssetKey(["reports", "storage_report"])
@@ -28,6 +29,7 @@ MEASURED_KEYS = [
     EVENTS_KEY,
     dg.AssetKey(["influxdb", "hourly_summaries"]),
     dg.AssetKey(["influxdb", "daily_summaries"]),
+    dg.AssetKey(["influxdb", "monthly_summaries"]),
 ]
 # Which bucket of `InfluxDBResource.bucket_specs()` holds the raw events.
 EVENTS_BUCKET = "events"
@@ -59,8 +61,8 @@ def enforce_bucket_retention(context: dg.OpExecutionContext, influxdb: InfluxDBR
     for spec in influxdb.bucket_specs().values():
         outcome = _OUTCOME_WORDS[backend.ensure_bucket(spec)]
         outcomes[spec.name] = outcome
-        rows.append([spec.name, f"{spec.retention_days} d", outcome])
-        context.log.info(f"bucket {spec.name}: {outcome} (retention {spec.retention_days} d)")
+        rows.append([spec.name, spec.retention_text, outcome])
+        context.log.info(f"bucket {spec.name}: {outcome} (retention {spec.retention_text})")
     context.add_output_metadata(
         {
             **{f"bucket/{name}": dg.MetadataValue.text(outcome) for name, outcome in outcomes.items()},
@@ -133,12 +135,15 @@ def _budget_bytes() -> int | None:
 
 
 def _last_day(bucket_key: str, now: datetime) -> tuple[datetime, datetime]:
-    """The 24 hours whose points make a bucket's points per day. Summaries are stamped at the
-    start of their hour or day, so theirs ends at the last complete hour or UTC day: a daily
-    row written at 00:30 is stamped at yesterday's midnight, outside the plain last 24 hours."""
+    """The day whose points make a bucket's points per day. Summaries are stamped at the
+    start of their hour or day, so theirs ends at the last complete hour or the home's last
+    local midnight: a daily row written after midnight is stamped at yesterday's midnight,
+    outside the plain last 24 hours (monthly rows count in the day they are stamped on)."""
     if bucket_key == "events_daily":
-        end = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    elif bucket_key == "events_hourly":
+        zone = daily_partitions.timezone
+        end = period_start(now, "day", zone)
+        return period_start(end - timedelta(seconds=1), "day", zone), end
+    if bucket_key == "events_hourly":
         end = now.replace(minute=0, second=0, microsecond=0)
     else:
         end = now

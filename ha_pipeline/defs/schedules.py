@@ -4,7 +4,7 @@ import os
 
 import dagster as dg
 
-from ha_pipeline.defs.jobs import daily_rollup_job, discovery_job, events_job
+from ha_pipeline.defs.jobs import daily_rollup_job, discovery_job, events_job, monthly_rollup_job
 
 
 def automation_status() -> dg.DefaultScheduleStatus:
@@ -23,10 +23,22 @@ events_schedule = dg.build_schedule_from_partitioned_job(
     default_status=automation_status(),
 )
 
+# Rollups run in the home's zone (the partitions'), after the events schedule summarised the
+# period's last hour: at 01:00 local, since in a half-hour zone such as Asia/Kolkata the last
+# hour of a day ends at 00:30 local.
 daily_rollup_schedule = dg.build_schedule_from_partitioned_job(
     daily_rollup_job,
     name="daily_rollup_schedule",
-    hour_of_day=0,
+    hour_of_day=1,
+    minute_of_hour=0,
+    default_status=automation_status(),
+)
+
+monthly_rollup_schedule = dg.build_schedule_from_partitioned_job(
+    monthly_rollup_job,
+    name="monthly_rollup_schedule",
+    day_of_month=1,
+    hour_of_day=1,
     minute_of_hour=30,
     default_status=automation_status(),
 )

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 DEFAULT_URL = "http://127.0.0.1:8086"
+#: ``retention_days`` of a bucket that keeps its points forever.
+INFINITE_RETENTION = 0
 
 
 class InfluxConfigError(ValueError):
@@ -18,7 +20,10 @@ class InfluxConfigError(ValueError):
 
 @dataclass(frozen=True)
 class BucketSpec:
-    """One bucket (1.x: a database whose default retention policy carries the retention)."""
+    """One bucket (1.x: a database whose default retention policy carries the retention).
+
+    ``retention_days`` 0 keeps points forever (``INFINITE_RETENTION``).
+    """
 
     name: str
     measurement: str
@@ -28,17 +33,29 @@ class BucketSpec:
     def __post_init__(self) -> None:
         if not self.name:
             raise InfluxConfigError("bucket name must not be empty")
-        if self.retention_days < 1:
-            raise InfluxConfigError(f"bucket {self.name!r}: retention_days must be ≥ 1, got {self.retention_days}")
-        if not 1 <= self.shard_duration_days <= self.retention_days:
+        if self.retention_days < 0:
+            raise InfluxConfigError(
+                f"bucket {self.name!r}: retention_days must be ≥ 0 (0 = forever), got {self.retention_days}"
+            )
+        if self.shard_duration_days < 1 or (not self.keeps_forever and self.shard_duration_days > self.retention_days):
             raise InfluxConfigError(
                 f"bucket {self.name!r}: shard_duration_days must be between 1 and the retention "
                 f"({self.retention_days}), got {self.shard_duration_days}"
             )
 
     @property
+    def keeps_forever(self) -> bool:
+        return self.retention_days == INFINITE_RETENTION
+
+    @property
     def retention_seconds(self) -> int:
+        """The retention in seconds; 0 means forever (InfluxDB 2's "no expiry")."""
         return self.retention_days * 86_400
+
+    @property
+    def retention_text(self) -> str:
+        """The retention as a reader says it ("365 d", "forever")."""
+        return "forever" if self.keeps_forever else f"{self.retention_days} d"
 
     @property
     def shard_duration_seconds(self) -> int:
@@ -48,16 +65,18 @@ class BucketSpec:
 # key → (default name, measurement, retention env var, default retention days, shard days).
 # Shard groups: 7 d for raw data and snapshots (InfluxDB's own choice for > 6 month retention);
 # summaries are small, so longer groups keep the shard count (and per-shard overhead) low.
+# Monthly summaries are kept forever by default (retention 0).
 _DEFAULTS: dict[str, tuple[str, str, str, int, int]] = {
     "events": ("events", "home_assistant_events", "RAW_DATA_RETENTION_DAYS", 365, 7),
     "events_hourly": ("events_hourly", "hourly_events", "HOURLY_SUMMARY_RETENTION_DAYS", 730, 30),
     "events_daily": ("events_daily", "daily_events", "DAILY_SUMMARY_RETENTION_DAYS", 2555, 90),
+    "events_monthly": ("events_monthly", "monthly_events", "MONTHLY_SUMMARY_RETENTION_DAYS", INFINITE_RETENTION, 365),
     "devices": ("devices", "devices", "REGISTRY_SNAPSHOT_RETENTION_DAYS", 90, 7),
     "entities": ("entities", "entities", "REGISTRY_SNAPSHOT_RETENTION_DAYS", 90, 7),
 }
 
 
-def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
+def _retention_days(environ: Mapping[str, str], name: str, default: int) -> int:
     raw = environ.get(name, "").strip()
     if not raw:
         return default
@@ -65,21 +84,21 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise InfluxConfigError(f"{name} must be a whole number of days, got {raw!r}") from None
-    if value < 1:
-        raise InfluxConfigError(f"{name} must be at least 1 day, got {value}")
+    if value < 0:
+        raise InfluxConfigError(f"{name} must be a number of days, or 0 to keep points forever, got {value}")
     return value
 
 
 def default_bucket_specs(environ: Mapping[str, str] = os.environ) -> dict[str, BucketSpec]:
-    """The five buckets of DESIGN.md; names from ``INFLUXDB_BUCKET_<KEY>``, retention from env."""
+    """The six buckets of DESIGN.md; names from ``INFLUXDB_BUCKET_<KEY>``, retention from env."""
     specs = {}
     for key, (name, measurement, retention_var, retention, shard) in _DEFAULTS.items():
-        days = _positive_int(environ, retention_var, retention)
+        days = _retention_days(environ, retention_var, retention)
         specs[key] = BucketSpec(
             name=environ.get(f"INFLUXDB_BUCKET_{key.upper()}", "").strip() or name,
             measurement=measurement,
             retention_days=days,
-            shard_duration_days=min(shard, days),
+            shard_duration_days=shard if days == INFINITE_RETENTION else min(shard, days),
         )
     return specs
 

@@ -211,9 +211,8 @@ class InfluxV1Backend(TimeseriesBackend):
         return [row[0] for s in series for row in s.get("values", [])]
 
     def ensure_bucket(self, spec: BucketSpec) -> EnsureResult:
-        policy = (
-            f"DURATION {spec.retention_days}d REPLICATION 1 SHARD DURATION {spec.shard_duration_days}d"
-        )
+        duration = "INF" if spec.keeps_forever else f"{spec.retention_days}d"
+        policy = f"DURATION {duration} REPLICATION 1 SHARD DURATION {spec.shard_duration_days}d"
         db, rp = quote_ident(spec.name), quote_ident(RETENTION_POLICY)
         if spec.name not in self._databases():
             self.query(f"CREATE DATABASE {db} WITH {policy} NAME {rp}")

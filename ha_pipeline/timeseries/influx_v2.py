@@ -144,21 +144,29 @@ class InfluxV2Backend(TimeseriesBackend):
 
     def ensure_bucket(self, spec: BucketSpec) -> EnsureResult:
         api = self._client.buckets_api()
+        # retention_seconds 0 is InfluxDB 2's infinite retention.
         rule = BucketRetentionRules(
             type="expire", every_seconds=spec.retention_seconds, shard_group_duration_seconds=spec.shard_duration_seconds
         )
         found = self._call("listing buckets", api.find_buckets, name=spec.name, org=self.settings.org).buckets or []
         if not found:
-            self._call("creating a bucket", api.create_bucket, bucket_name=spec.name, retention_rules=[rule], org=self.settings.org)
+            # A bucket kept forever is created without an expiry rule.
+            rules = [] if spec.keeps_forever else [rule]
+            self._call("creating a bucket", api.create_bucket, bucket_name=spec.name, retention_rules=rules, org=self.settings.org)
             return "created"
         bucket = found[0]
         current = (bucket.retention_rules or [None])[0]
-        if (
-            current is not None
-            and current.every_seconds == spec.retention_seconds
-            and current.shard_group_duration_seconds == spec.shard_duration_seconds
-        ):
+        if spec.keeps_forever:
+            unchanged = current is None or not current.every_seconds
+        else:
+            unchanged = (
+                current is not None
+                and current.every_seconds == spec.retention_seconds
+                and current.shard_group_duration_seconds == spec.shard_duration_seconds
+            )
+        if unchanged:
             return "unchanged"
+        # A PATCH with no rules changes nothing, so "forever" is sent as everySeconds 0.
         bucket.retention_rules = [rule]
         self._call("updating a bucket", api.update_bucket, bucket)
         return "updated"

@@ -1,4 +1,4 @@
-"""Hourly and daily summaries with the meaning of Home Assistant's long-term statistics.
+"""Hourly summaries, and their daily and monthly reduction, with the meaning of Home Assistant's long-term statistics.
 
 HA 2024.1 (``components/sensor/recorder.py`` and ``recorder/statistics.py``) compiles a
 statistic every 5 minutes and an hourly one from those. Its rules, which this module follows:
@@ -16,19 +16,19 @@ statistic every 5 minutes and an hourly one from those. Its rules, which this mo
   change of the ``last_reset`` attribute is a new cycle. The first number ever is the zero point.
 
 Beyond HA: ``last``, ``count`` (rows in the window), ``unavailable_seconds``, ``on_seconds``
-(entities with on/off-like states) and ``covered_seconds`` (time carried by the period means,
-the weight of daily means). Fields that do not apply are NaN, meaning "not written".
+(entities with on/off-like states) and ``covered_seconds`` (time carried by the period means). Fields that do not apply are NaN, meaning "not written".
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
 
+from ha_pipeline.timeseries.calendar import Period, period_start
 from ha_pipeline.timeseries.events import OFF_STATES, ON_STATES, UNAVAILABLE, parse_unique_numbers
 
 PERIOD_SECONDS = 300
@@ -340,22 +340,29 @@ def _tags(
     return tags
 
 
-def daily_from_hourly(hourly: pd.DataFrame, day_start: datetime) -> pd.DataFrame:
-    """Daily rows from the hourly rows of ``[day_start, day_start + 1 day)``.
+def reduce_hourly(hourly: pd.DataFrame, period: Period, time_zone: str) -> pd.DataFrame:
+    """Rows per entity and local day or month of ``time_zone``, reduced from hourly rows as HA's
+    ``_reduce_statistics`` (``reduce_day_ts_factory`` / ``reduce_month_ts_factory``) reduces
+    hourly statistics for ``statistics_during_period``.
 
-    mean weighted by ``covered_seconds``; min/max/last over the hours; counts and seconds added.
+    A period is the hours whose start falls on it; its row is stamped at the local period start.
+    mean = plain mean of the hourly means present (HA does not weight them), min = min of the
+    mins, max = max of the maxes, sum_increase = sum of the hourly increases (HA's ``change``).
+    Beyond HA: ``last`` of the last hour that has one; counts and seconds added.
     """
-    ds = _utc(day_start)
-    hours = hourly.assign(time=pd.to_datetime(hourly["time"], utc=True))
-    hours = hours[(hours["time"] >= ds) & (hours["time"] < ds + timedelta(days=1))]
-    if hours.empty:
+    if hourly.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in SUMMARY_COLUMNS})
-    hours = hours.sort_values(["entity_id", "time"], kind="stable")
-    weight = hours["covered_seconds"].where(hours["mean"].notna(), 0.0).fillna(0.0)
-    hours = hours.assign(_wm=(hours["mean"].fillna(0.0) * weight), _w=weight)
-    g = hours.groupby("entity_id", sort=True)
-    daily = pd.DataFrame(
+    times = pd.to_datetime(hourly["time"], utc=True)
+    local = times.dt.tz_convert(time_zone).dt.tz_localize(None)
+    # Local wall-clock period start: what HA's replace(hour=0, ...) / replace(day=1, ...) gives.
+    key = local.dt.normalize() if period == "day" else local.dt.to_period("M").dt.start_time
+    hours = hourly.assign(time=times, _period=key).sort_values(["entity_id", "time"], kind="stable")
+    first_hour = hours.groupby("_period", sort=False)["time"].min()
+    stamp = {k: period_start(t.to_pydatetime(), period, time_zone) for k, t in first_hour.items()}
+    g = hours.groupby(["entity_id", "_period"], sort=True)
+    out = pd.DataFrame(
         {
+            "mean": g["mean"].mean(),
             "min": g["min"].min(),
             "max": g["max"].max(),
             "last": g["last"].last(),
@@ -366,9 +373,6 @@ def daily_from_hourly(hourly: pd.DataFrame, day_start: datetime) -> pd.DataFrame
             "covered_seconds": g["covered_seconds"].sum(),
         }
     )
-    w = g["_w"].sum()
-    daily["mean"] = (g["_wm"].sum() / w).where(w > 0)
-    tags = g[list(TAG_COLUMNS[1:])].last()
-    daily = daily.join(tags).reset_index()
-    daily.insert(0, "time", pd.Series([ds] * len(daily), dtype="datetime64[ns, UTC]"))
-    return daily[list(SUMMARY_COLUMNS)]
+    out = out.join(g[list(TAG_COLUMNS[1:])].last()).reset_index()
+    out["time"] = pd.Series([stamp[k] for k in out["_period"]], dtype="datetime64[ns, UTC]")
+    return out[list(SUMMARY_COLUMNS)]

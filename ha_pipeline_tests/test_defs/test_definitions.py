@@ -22,6 +22,7 @@ PIPELINE_ASSETS = {
     "influxdb/events",
     "influxdb/hourly_summaries",
     "influxdb/daily_summaries",
+    "influxdb/monthly_summaries",
 }
 INFLUX_WRITERS = {key for key in PIPELINE_ASSETS if key.startswith("influxdb/")}
 
@@ -87,12 +88,17 @@ def test_partitioned_history_backfills_in_day_sized_runs(asset_graph):
         assert assets_def.backfill_policy.max_partitions_per_run == 24
     _, daily = specs["influxdb/daily_summaries"]
     assert isinstance(daily.partitions_def, dg.DailyPartitionsDefinition)
+    _, monthly = specs["influxdb/monthly_summaries"]
+    assert isinstance(monthly.partitions_def, dg.MonthlyPartitionsDefinition)
+    assert monthly.partitions_def.timezone == daily.partitions_def.timezone
+    assert specs["influxdb/events"][1].partitions_def.timezone == "UTC"
 
 
 @pytest.mark.parametrize(
     ("key", "hours"),
     [("sqlite/devices", 24), ("influxdb/device_snapshots", 24), ("influxdb/entity_snapshots", 24),
-     ("influxdb/events", 2), ("influxdb/hourly_summaries", 2), ("influxdb/daily_summaries", 26)],
+     ("influxdb/events", 2), ("influxdb/hourly_summaries", 2), ("influxdb/daily_summaries", 26),
+     ("influxdb/monthly_summaries", 32 * 24)],
 )
 def test_freshness_policies(asset_graph, key, hours):
     spec, _ = _specs(asset_graph)[key]
@@ -100,12 +106,15 @@ def test_freshness_policies(asset_graph, key, hours):
 
 
 def test_jobs_sensor_and_schedules(repo):
-    assert {"discovery_job", "events_job", "daily_rollup_job"} <= {j.name for j in repo.get_all_jobs()}
+    assert {"discovery_job", "events_job", "daily_rollup_job", "monthly_rollup_job"} <= {
+        j.name for j in repo.get_all_jobs()
+    }
     assert repo.get_sensor_def("registry_change_sensor").job_name == "discovery_job"
     assert repo.get_sensor_def("registry_change_sensor").minimum_interval_seconds >= 60
     schedules = {s.name: s for s in repo.schedule_defs}
     assert schedules["events_schedule"].job_name == "events_job"
     assert schedules["daily_rollup_schedule"].job_name == "daily_rollup_job"
+    assert schedules["monthly_rollup_schedule"].job_name == "monthly_rollup_job"
     assert schedules["discovery_schedule"].job_name == "discovery_job"
 
 
@@ -152,5 +161,45 @@ def test_jobs_run_their_assets_checks(repo):
     assert {"influxdb__events", "influxdb__hourly_summaries", "influxdb__events_events_match_ha_rows"} <= events_nodes
     daily_nodes = {n.name for n in repo.get_job("daily_rollup_job").graph.node_defs}
     assert "influxdb__daily_summaries_daily_mean_matches_hourly" in daily_nodes
+    assert "influxdb__daily_summaries_time_zone_matches_ha" in daily_nodes
+    monthly_nodes = {n.name for n in repo.get_job("monthly_rollup_job").graph.node_defs}
+    assert {"influxdb__monthly_summaries_monthly_mean_matches_hourly",
+            "influxdb__monthly_summaries_monthly_summaries_finite"} <= monthly_nodes
     discovery_nodes = {n.name for n in repo.get_job("discovery_job").graph.node_defs}
     assert {"discovery", "inventory_integrity", "influxdb__device_snapshots"} <= discovery_nodes
+
+
+_PARTITION_ZONES = (
+    "from ha_pipeline.defs.partitions import daily_partitions as d, hourly_partitions as h, monthly_partitions as m;"
+    "print(d.timezone, m.timezone, h.timezone)"
+)
+
+
+@pytest.mark.parametrize(
+    ("configured", "recorded", "expected"),
+    [(None, None, "UTC UTC UTC"), (None, "Asia/Kolkata", "Asia/Kolkata Asia/Kolkata UTC"),
+     ("America/New_York", "Asia/Kolkata", "America/New_York America/New_York UTC")],
+)
+def test_days_and_months_follow_the_home_time_zone(tmp_path, configured, recorded, expected):
+    """HA_PIPELINE_TIME_ZONE, else the zone the last discovery recorded, else UTC; hours stay UTC."""
+    from ha_pipeline.timeseries.calendar import record_ha_time_zone
+
+    if recorded:
+        record_ha_time_zone(recorded, tmp_path)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HA_PIPELINE_DATA_DIR": str(tmp_path)}
+    if configured:
+        env["HA_PIPELINE_TIME_ZONE"] = configured
+    result = subprocess.run([sys.executable, "-c", _PARTITION_ZONES], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[-2] == expected
+
+
+def test_an_invalid_time_zone_is_one_clear_sentence(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HA_PIPELINE_DATA_DIR": str(tmp_path),
+           "HA_PIPELINE_TIME_ZONE": "Europe/Amsterdm"}
+    result = subprocess.run([sys.executable, "-c", _PARTITION_ZONES], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert ("TimeZoneError: HA_PIPELINE_TIME_ZONE 'Europe/Amsterdm' is not a time zone name: use an IANA "
+            "name such as 'Europe/Amsterdam'") in result.stderr

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from ha_pipeline.defs import checks
-from ha_pipeline.defs.assets import history, inventory
+from ha_pipeline.defs.assets import history, inventory, summaries
 from ha_pipeline.defs.resources import InfluxDBResource
 from ha_pipeline.timeseries.backend import WriteReply, to_ns
 from ha_pipeline.timeseries.buckets import BucketSpec, InfluxSettings
@@ -21,7 +21,7 @@ HISTORY_ASSETS = [
     inventory.discovery,
     history.events,
     history.hourly_summaries_asset,
-    history.daily_summaries_asset,
+    summaries.daily_summaries_asset,
     checks.events_match_ha_rows,
     checks.hourly_counts_match_events,
     checks.hourly_summaries_finite,
@@ -128,7 +128,7 @@ def test_daily_summaries_from_24_hours(resources, simulator_ha, influx_v1):
             HISTORY_ASSETS,
             resources,
             instance,
-            selection=dg.AssetSelection.assets(history.daily_summaries_asset),
+            selection=dg.AssetSelection.assets(summaries.daily_summaries_asset),
             partition_key=day.strftime("%Y-%m-%d"),
         )
         assert daily.success

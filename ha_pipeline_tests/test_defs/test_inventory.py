@@ -4,6 +4,7 @@ import dagster as dg
 
 from ha_pipeline.defs import checks
 from ha_pipeline.defs.assets import inventory
+from ha_pipeline.timeseries.calendar import ha_time_zone, home_time_zone
 
 
 def _discover(simulator_ha, sqlite_store, instance=None):
@@ -113,3 +114,14 @@ def test_the_daily_discovery_compares_every_row_and_heals_hand_edits(simulator_h
     assert _metadata(full, "sqlite/devices")["quick_checked"] is False
     assert _metadata(full, "sqlite/devices")["changed"] == 1
     assert store.device(device_id)["name"] == true_name
+
+
+def test_discovery_records_ha_s_time_zone_for_the_home_s_calendar(simulator, simulator_ha, sqlite_store,
+                                                                   tmp_path, monkeypatch):
+    monkeypatch.setenv("HA_PIPELINE_DATA_DIR", str(tmp_path))
+    with dg.instance_for_test() as instance:
+        result = _discover(simulator_ha, sqlite_store, instance)
+    assert result.success
+    assert ha_time_zone(tmp_path) == simulator.home.time_zone == "Europe/Amsterdam"
+    assert home_time_zone({"HA_PIPELINE_DATA_DIR": str(tmp_path)}) == "Europe/Amsterdam"
+    assert _metadata(result, "sqlite/registry_changes")["ha_time_zone"] == "Europe/Amsterdam"

@@ -19,6 +19,7 @@ BUCKET_ENV = {
     "events": "INFLUXDB_BUCKET_EVENTS",
     "events_hourly": "INFLUXDB_BUCKET_EVENTS_HOURLY",
     "events_daily": "INFLUXDB_BUCKET_EVENTS_DAILY",
+    "events_monthly": "INFLUXDB_BUCKET_EVENTS_MONTHLY",
     "devices": "INFLUXDB_BUCKET_DEVICES",
     "entities": "INFLUXDB_BUCKET_ENTITIES",
 }
@@ -115,7 +116,9 @@ def test_partition_check_fails_until_the_latest_hour_is_materialised():
 def test_retention_job_creates_then_fixes_a_hand_changed_retention(influxdb_server, buckets, resources):
     first = step_metadata(run_retention(resources), "enforce_bucket_retention")
     assert {first[f"bucket/{name}"] for name in buckets.values()} == {"created"}
-    assert first["buckets_created"] == 5
+    assert first["buckets_created"] == 6
+    # monthly summaries are kept forever
+    assert default_rp(influxdb_server.url, buckets["events_monthly"])["duration"] == "0s"
 
     url, db = influxdb_server.url, buckets["events_hourly"]
     rp = default_rp(url, db)
@@ -125,7 +128,7 @@ def test_retention_job_creates_then_fixes_a_hand_changed_retention(influxdb_serv
 
     second = step_metadata(run_retention(resources), "enforce_bucket_retention")
     assert second[f"bucket/{db}"] == "fixed"
-    assert second["buckets_fixed"] == 1 and second["buckets_unchanged"] == 4
+    assert second["buckets_fixed"] == 1 and second["buckets_unchanged"] == 5
     assert default_rp(url, db)["duration"] == "17520h0m0s"
 
 

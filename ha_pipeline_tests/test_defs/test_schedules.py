@@ -24,8 +24,16 @@ def test_events_schedule_runs_the_hour_just_completed():
 
 def test_daily_rollup_schedule_runs_yesterday_after_midnight():
     schedule = defs.get_repository_def().get_schedule_def("daily_rollup_schedule")
-    assert schedule.cron_schedule == "30 0 * * *"
-    [request] = _tick("daily_rollup_schedule", datetime(2025, 3, 2, 0, 30, tzinfo=timezone.utc))
+    # 01:00 in the home's zone (the tests' code location has no zone recorded: UTC)
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 1 * * *", "UTC")
+    [request] = _tick("daily_rollup_schedule", datetime(2025, 3, 2, 1, 0, tzinfo=timezone.utc))
+    assert request.partition_key == "2025-03-01"
+
+
+def test_monthly_rollup_schedule_runs_last_month_on_the_first():
+    schedule = defs.get_repository_def().get_schedule_def("monthly_rollup_schedule")
+    assert schedule.cron_schedule == "30 1 1 * *"
+    [request] = _tick("monthly_rollup_schedule", datetime(2025, 4, 1, 1, 30, tzinfo=timezone.utc))
     assert request.partition_key == "2025-03-01"
 
 

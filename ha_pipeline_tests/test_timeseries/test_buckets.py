@@ -19,6 +19,7 @@ def test_defaults_match_design() -> None:
         "events": ("events", "home_assistant_events", 365),
         "events_hourly": ("events_hourly", "hourly_events", 730),
         "events_daily": ("events_daily", "daily_events", 2555),
+        "events_monthly": ("events_monthly", "monthly_events", 0),
         "devices": ("devices", "devices", 90),
         "entities": ("entities", "entities", 90),
     }
@@ -32,7 +33,16 @@ def test_env_overrides_names_and_retention() -> None:
     assert specs["devices"].retention_days == specs["entities"].retention_days == 30
 
 
-@pytest.mark.parametrize("value", ["0", "-5", "a year"])
+def test_monthly_summaries_kept_forever_unless_set() -> None:
+    monthly = default_bucket_specs({})["events_monthly"]
+    assert monthly.keeps_forever and monthly.retention_seconds == 0 and monthly.retention_text == "forever"
+    monthly = default_bucket_specs({"MONTHLY_SUMMARY_RETENTION_DAYS": "3650"})["events_monthly"]
+    assert (monthly.keeps_forever, monthly.retention_days, monthly.retention_text) == (False, 3650, "3650 d")
+    # 0 keeps any bucket forever
+    assert default_bucket_specs({"RAW_DATA_RETENTION_DAYS": "0"})["events"].keeps_forever
+
+
+@pytest.mark.parametrize("value", ["-5", "a year"])
 def test_bad_retention_refused(value: str) -> None:
     with pytest.raises(InfluxConfigError, match="RAW_DATA_RETENTION_DAYS"):
         default_bucket_specs({"RAW_DATA_RETENTION_DAYS": value})

@@ -60,6 +60,19 @@ def test_ensure_bucket_fixes_drift(backend: InfluxV1Backend) -> None:
     assert rows == [["ha_pipeline", "8760h0m0s", "168h0m0s", 1, True]]
 
 
+def test_a_bucket_kept_forever_has_an_infinite_policy(backend: InfluxV1Backend) -> None:
+    spec = BucketSpec(f"forever_{uuid.uuid4().hex[:8]}", M, 0, 365)
+    assert backend.ensure_bucket(spec) == "created"
+    assert backend.ensure_bucket(spec) == "unchanged"
+    rows = backend.query(f"SHOW RETENTION POLICIES ON {quote_ident(spec.name)}")[0]["series"][0]["values"]
+    assert rows == [["ha_pipeline", "0s", "8760h0m0s", 1, True]]
+    # a bucket that had an expiry is switched to forever
+    backend.query(f"ALTER RETENTION POLICY ha_pipeline ON {quote_ident(spec.name)} DURATION 30d SHARD DURATION 1d")
+    assert backend.ensure_bucket(spec) == "updated"
+    rows = backend.query(f"SHOW RETENTION POLICIES ON {quote_ident(spec.name)}")[0]["series"][0]["values"]
+    assert rows[0][1] == "0s"
+
+
 def test_write_read_count_round_trip_and_idempotent(backend: InfluxV1Backend, bucket: str) -> None:
     df = frame()
     stop = START + pd.Timedelta(days=1)

@@ -66,6 +66,21 @@ def test_ensure_bucket_created_updated_unchanged(backend: InfluxV2Backend, stub:
     assert backend.ensure_bucket(spec) == "unchanged"
 
 
+def test_a_bucket_kept_forever_has_no_expiry(backend: InfluxV2Backend, stub: V2Stub) -> None:
+    spec = BucketSpec("events_monthly", "m", 0, 365)
+    assert backend.ensure_bucket(spec) == "created"
+    assert json.loads(stub.of("/api/v2/buckets")[-1].body)["retentionRules"] == []
+    assert backend.ensure_bucket(spec) == "unchanged"
+    # a bucket that had an expiry: a PATCH with no rules changes nothing, everySeconds 0 is forever
+    next(iter(stub.buckets.values()))["retentionRules"] = [
+        {"type": "expire", "everySeconds": 86400, "shardGroupDurationSeconds": 3600}
+    ]
+    assert backend.ensure_bucket(spec) == "updated"
+    patch = [r for r in stub.requests if r.method == "PATCH"][-1]
+    assert json.loads(patch.body)["retentionRules"][0]["everySeconds"] == 0
+    assert backend.ensure_bucket(spec) == "unchanged"
+
+
 def test_write_batches_line_protocol_synchronously(backend: InfluxV2Backend, stub: V2Stub) -> None:
     df = pd.DataFrame(
         {"time": [T0, T0 + pd.Timedelta(seconds=1), T0 + pd.Timedelta(seconds=2)],

@@ -1,9 +1,10 @@
-"""hourly_summaries / daily_from_hourly against hand-computed HA long-term statistics."""
+"""hourly_summaries / reduce_hourly against hand-computed HA long-term statistics."""
 
 from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -13,8 +14,8 @@ from hypothesis import strategies as st
 
 from ha_pipeline.timeseries.rollups import (
     SUMMARY_COLUMNS,
-    daily_from_hourly,
     hourly_summaries,
+    reduce_hourly,
     start_states_from_events,
 )
 
@@ -159,28 +160,103 @@ def test_events_outside_window_are_ignored() -> None:
     assert row["count"] == 1 and row["max"] == 1.0
 
 
-def test_daily_mean_weighted_by_covered_seconds() -> None:
-    base = {"entity_id": "sensor.t", "domain": "sensor", "device_class": None, "area": "A",
-            "device_name": None, "integration": None, "unit_of_measurement": "°C"}
+_TAGS = {"entity_id": "sensor.t", "domain": "sensor", "device_class": None, "area": "A",
+         "device_name": None, "integration": None, "unit_of_measurement": "°C"}
+
+
+def _hour_rows(first_hour: datetime, n: int, entity_id: str = "sensor.t") -> pd.DataFrame:
+    """``n`` hourly rows from ``first_hour``, each field a different function of the hour index."""
+    k = np.arange(n, dtype=float)
+    return pd.DataFrame(
+        {
+            **{**_TAGS, "entity_id": entity_id},
+            "time": pd.date_range(first_hour, periods=n, freq="h"),
+            "mean": 20 + np.sin(k), "min": 10 + np.cos(k), "max": 30 + np.sin(2 * k), "last": k,
+            "count": 2, "unavailable_seconds": 60.0, "on_seconds": np.nan, "sum_increase": 0.25 * (k % 5),
+            "covered_seconds": 3540.0,
+        }
+    )[list(SUMMARY_COLUMNS)]
+
+
+def _local_periods(hourly: pd.DataFrame, period: str, zone: str) -> dict[tuple[int, int, int], list[int]]:
+    """Row positions per local period, by a plain loop over zoneinfo (apart from reduce_hourly)."""
+    out: dict[tuple[int, int, int], list[int]] = {}
+    for i, t in enumerate(hourly["time"]):
+        local = t.to_pydatetime().astimezone(ZoneInfo(zone))
+        out.setdefault((local.year, local.month, local.day if period == "day" else 1), []).append(i)
+    return out
+
+
+def test_a_day_is_the_plain_mean_of_its_hourly_means_not_weighted() -> None:
     day = datetime(2024, 5, 1, tzinfo=timezone.utc)
     hourly = pd.DataFrame(
         [
-            {**base, "time": day, "mean": 10.0, "min": 8.0, "max": 12.0, "last": 11.0, "count": 4,
+            {**_TAGS, "time": day, "mean": 10.0, "min": 8.0, "max": 12.0, "last": 11.0, "count": 4,
              "unavailable_seconds": 0.0, "on_seconds": np.nan, "sum_increase": 1.5, "covered_seconds": 3600.0},
-            {**base, "time": day + timedelta(hours=5), "mean": 20.0, "min": 15.0, "max": 25.0, "last": np.nan,
+            {**_TAGS, "time": day + timedelta(hours=5), "mean": 20.0, "min": 15.0, "max": 25.0, "last": np.nan,
              "count": 2, "unavailable_seconds": 2400.0, "on_seconds": np.nan, "sum_increase": np.nan,
              "covered_seconds": 1200.0},
-            {**base, "time": day + timedelta(hours=24), "mean": 99.0, "min": 99.0, "max": 99.0, "last": 99.0,
+            {**_TAGS, "time": day + timedelta(hours=24), "mean": 99.0, "min": 99.0, "max": 99.0, "last": 99.0,
              "count": 9, "unavailable_seconds": 0.0, "on_seconds": np.nan, "sum_increase": 9.0,
              "covered_seconds": 3600.0},
         ]
     )
-    row = _one(daily_from_hourly(hourly, day), "sensor.t")
-    assert row["mean"] == pytest.approx((10 * 3600 + 20 * 1200) / 4800)
-    assert (row["min"], row["max"], row["last"], row["count"]) == (8.0, 25.0, 11.0, 6)
-    assert (row["unavailable_seconds"], row["sum_increase"], row["covered_seconds"]) == (2400.0, 1.5, 4800.0)
-    assert math.isnan(row["on_seconds"])
-    assert row["time"] == pd.Timestamp(day) and row["area"] == "A"
+    first, second = (row for _, row in reduce_hourly(hourly, "day", "UTC").iterrows())
+    # HA's _reduce_statistics: mean(mean_values), not weighted by the time each hour covered
+    assert first["mean"] == 15.0
+    assert (first["min"], first["max"], first["last"], first["count"]) == (8.0, 25.0, 11.0, 6)
+    assert (first["unavailable_seconds"], first["sum_increase"], first["covered_seconds"]) == (2400.0, 1.5, 4800.0)
+    assert math.isnan(first["on_seconds"])
+    assert first["time"] == pd.Timestamp(day) and first["area"] == "A"
+    assert (second["time"], second["mean"], second["count"]) == (pd.Timestamp(day + timedelta(days=1)), 99.0, 9)
+
+
+@pytest.mark.parametrize(
+    ("zone", "local_day", "first_hour_utc", "hours"),
+    [
+        ("Europe/Amsterdam", "2026-10-25", "2026-10-24T22:00Z", 25),  # DST ends: 25 hours
+        ("Europe/Amsterdam", "2026-03-29", "2026-03-28T23:00Z", 23),  # DST starts: 23 hours
+        ("Europe/Amsterdam", "2026-06-01", "2026-05-31T22:00Z", 24),
+        ("Asia/Kolkata", "2026-10-25", "2026-10-24T19:00Z", 24),  # day starts 18:30Z: hours 19:00Z … 18:00Z
+        ("America/New_York", "2026-11-01", "2026-11-01T04:00Z", 25),
+    ],
+)
+def test_a_local_day_is_the_hours_starting_on_that_date(zone, local_day, first_hour_utc, hours) -> None:
+    hourly = _hour_rows(pd.Timestamp(first_hour_utc) - timedelta(hours=30), hours + 60)
+    days = reduce_hourly(hourly, "day", zone).set_index("time")
+    midnight = datetime.fromisoformat(local_day).replace(tzinfo=ZoneInfo(zone))
+    row = days.loc[pd.Timestamp(midnight)]
+    # stamped at local midnight, as a UTC instant (Kolkata: 18:30Z)
+    assert pd.Timestamp(midnight).tz_convert("UTC") == pd.Timestamp(row.name)
+    mine = hourly[(hourly["time"] >= pd.Timestamp(first_hour_utc))].head(hours)
+    assert row["count"] == 2 * hours and row["covered_seconds"] == 3540.0 * hours
+    assert row["mean"] == pytest.approx(mine["mean"].mean(), rel=1e-12)
+    assert (row["min"], row["max"], row["last"]) == (mine["min"].min(), mine["max"].max(), mine["last"].iat[-1])
+    assert row["sum_increase"] == pytest.approx(mine["sum_increase"].sum(), rel=1e-12)
+
+
+@pytest.mark.parametrize("zone", ["Europe/Amsterdam", "Asia/Kolkata", "UTC", "America/St_Johns"])
+@pytest.mark.parametrize("period", ["day", "month"])
+def test_periods_match_a_plain_loop_over_zoneinfo(zone, period) -> None:
+    hourly = pd.concat(
+        [_hour_rows(datetime(2026, 2, 20, tzinfo=timezone.utc), 24 * 60),
+         _hour_rows(datetime(2026, 9, 28, 5, tzinfo=timezone.utc), 24 * 40, entity_id="sensor.u")],
+        ignore_index=True,
+    )
+    out = reduce_hourly(hourly, period, zone)
+    expected = []
+    for entity_id, rows in hourly.groupby("entity_id"):
+        rows = rows.reset_index(drop=True)
+        for (year, month, day), positions in sorted(_local_periods(rows, period, zone).items()):
+            part = rows.iloc[positions]
+            start = datetime(year, month, day, tzinfo=ZoneInfo(zone)).astimezone(timezone.utc)
+            expected.append((entity_id, pd.Timestamp(start), len(part), float(np.mean(part["mean"]))))
+    got = [(r.entity_id, r.time, r.count // 2, r.mean) for r in out.itertuples()]
+    assert [g[:3] for g in got] == [e[:3] for e in expected]
+    assert all(g[3] == pytest.approx(e[3], rel=1e-12) for g, e in zip(got, expected))
+    if period == "month" and zone == "Europe/Amsterdam":
+        hours = {t.tz_convert(zone).strftime("%Y-%m"): n for _, t, n, _ in expected}
+        assert (hours["2026-03"], hours["2026-10"]) == (743, 745)
 
 
 def test_daily_from_24_hourly_rollups_counts_add_up() -> None:
@@ -202,11 +278,11 @@ def test_daily_from_24_hourly_rollups_counts_add_up() -> None:
         )
         hours.append(hourly_summaries(frame, start, start + timedelta(hours=1), {"sensor.r": {"state": "20"}}, {}))
     hourly = pd.concat(hours, ignore_index=True)
-    daily = daily_from_hourly(hourly, day)
+    daily = reduce_hourly(hourly, "day", "UTC")
     assert daily["count"].iat[0] == total == hourly["count"].sum()
     assert daily["min"].iat[0] == hourly["min"].min() and daily["max"].iat[0] == hourly["max"].max()
     assert daily["covered_seconds"].iat[0] == pytest.approx(86400)
-    assert daily["mean"].iat[0] == pytest.approx(hourly["mean"].mean())  # every hour fully covered
+    assert daily["mean"].iat[0] == pytest.approx(hourly["mean"].mean())
 
 
 def _reference(rows: list[tuple[float, str]], start: str | None, state_class: str | None) -> dict[str, float]:

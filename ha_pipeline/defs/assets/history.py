@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from ha_pipeline.defs.partitions import daily_partitions, hourly_partitions
+from ha_pipeline.defs.partitions import hourly_partitions
 from ha_pipeline.defs.resources import (
     HomeAssistantResource,
     InfluxDBResource,
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 HISTORY_RETRY = dg.RetryPolicy(max_retries=2, delay=20, backoff=dg.Backoff.EXPONENTIAL)
 # One run per day of hours: a 30-day backfill is 30 runs, not 720.
 HOURLY_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=24)
-DAILY_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
 
 
 def _env_list(name: str) -> list[str]:
@@ -271,55 +270,5 @@ def hourly_summaries_asset(
             "points_written": dg.MetadataValue.int(written),
             "bucket": dg.MetadataValue.text(spec.name),
             "preview": dg.MetadataValue.md(_preview(everything)),
-        }
-    )
-
-
-@dg.asset(
-    key=["influxdb", "daily_summaries"],
-    deps=[hourly_summaries_asset],
-    partitions_def=daily_partitions,
-    backfill_policy=DAILY_BACKFILL,
-    group_name="history",
-    kinds={"influxdb"},
-    pool="influxdb",
-    retry_policy=HISTORY_RETRY,
-    freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26)),
-)
-@fails_at_once
-def daily_summaries_asset(
-    context: dg.AssetExecutionContext, influxdb: InfluxDBResource
-) -> dg.MaterializeResult:
-    """Per entity and UTC day, the 24 hourly summaries combined, each weighted by the seconds
-    it covered, written to the 2555-day `events_daily` bucket. Each day is deleted and rewritten,
-    so re-running a day after its hours were re-run gives the same result."""
-    from ha_pipeline.timeseries.rollups import SUMMARY_COLUMNS, daily_from_hourly
-
-    window = context.partition_time_window
-    specs = influxdb.bucket_specs()
-    hourly, spec = specs["events_hourly"], specs["events_daily"]
-    backend = influxdb.backend()
-    backend.ensure_bucket(spec)
-
-    written = hourly_rows = entity_days = 0
-    day = window.start.astimezone(timezone.utc)
-    while day < window.end:
-        next_day = day + timedelta(days=1)
-        # InfluxDB returns only the fields it holds; rollups expect every summary column.
-        hourly_frame = backend.read(hourly.name, hourly.measurement, day, next_day).reindex(
-            columns=list(SUMMARY_COLUMNS)
-        )
-        frame = daily_from_hourly(hourly_frame, day)
-        written += _write_summaries(backend, spec, frame, day, next_day)
-        hourly_rows += len(hourly_frame)
-        entity_days += len(frame)
-        day = next_day
-    return dg.MaterializeResult(
-        metadata={
-            **_window_metadata(window),
-            "hourly_rows_read": dg.MetadataValue.int(hourly_rows),
-            "entity_days": dg.MetadataValue.int(entity_days),
-            "points_written": dg.MetadataValue.int(written),
-            "bucket": dg.MetadataValue.text(spec.name),
         }
     )

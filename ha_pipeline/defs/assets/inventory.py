@@ -6,6 +6,7 @@ from datetime import timedelta
 import dagster as dg
 
 from ha_pipeline.defs.resources import HomeAssistantResource, MetadataStoreResource, fails_at_once
+from ha_pipeline.timeseries.calendar import record_ha_time_zone
 
 INVENTORY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=24))
 TRANSIENT_RETRY = dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL)
@@ -129,9 +130,13 @@ def discovery(
     rows HA no longer has are marked removed, and every difference is written to
     `registry_changes`. Invalid records are skipped and counted with their reasons. A table
     whose snapshot matches the last one synced into it is not re-compared row by row
-    (`quick_checked`), unless `full_compare` is set."""
+    (`quick_checked`), unless `full_compare` is set. HA's time zone (`get_config`) is recorded
+    in the data directory for the home's calendar."""
     with ha.client() as client:
         snapshot = client.registry_snapshot()
+        ha_time_zone = client.config().time_zone
+    # Read when the code location loads: days and months follow HA's zone (timeseries/calendar.py).
+    record_ha_time_zone(ha_time_zone)
     store = metadata_store.store()
     result = store.sync(snapshot.as_rows(), now=snapshot.fetched_at, full_compare=config.full_compare)
     stored = store.counts()
@@ -173,5 +178,6 @@ def discovery(
             "rejects_by_reason": dg.MetadataValue.json(dict(rejects_by_reason)),
             "rejects": dg.MetadataValue.text(rejects_sentence),
             "warnings": dg.MetadataValue.int(len(result.warnings)),
+            "ha_time_zone": dg.MetadataValue.text(ha_time_zone or "none"),
         },
     )
