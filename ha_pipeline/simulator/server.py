@@ -562,6 +562,12 @@ def _context_compressed(ctx: dict[str, Any]) -> str | dict[str, Any]:
     return ctx if ctx.get("parent_id") or ctx.get("user_id") else ctx["id"]
 
 
+def _context_diff(old: dict[str, Any], new: dict[str, Any]) -> str | dict[str, Any]:
+    """Only the context fields that changed, a bare id when only the id did (HA's ``_state_diff``)."""
+    changed = {key: new[key] for key in ("parent_id", "user_id") if old.get(key) != new.get(key)}
+    return changed | {"id": new["id"]} if changed else new["id"]
+
+
 def _ts(iso_time: str) -> float:
     return datetime.fromisoformat(iso_time).timestamp()
 
@@ -588,7 +594,7 @@ def _compressed_change(data: dict[str, Any]) -> dict[str, Any]:
     changed = {k: v for k, v in new["attributes"].items() if old["attributes"].get(k, _MISSING) != v}
     if changed:
         plus["a"] = changed
-    plus["c"] = _context_compressed(new["context"])
+    plus["c"] = _context_diff(old["context"], new["context"])
     if new["last_changed"] != old["last_changed"]:
         plus["lc"] = _ts(new["last_changed"])
     elif new["last_updated"] != old["last_updated"]:

@@ -14,18 +14,18 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection, serve
 
-SAMPLES = Path("/work/shared/ha-samples")
+from ha_pipeline_tests.samples import recorded
+
 TOKEN = "s3cr3t-token-value-that-must-never-leak"
 
 
 def sample(name: str) -> Any:
     """The ``result`` of a recorded HA reply (or the whole message when it has none)."""
-    message = json.loads((SAMPLES / name).read_text())
+    message = recorded(name)
     return message.get("result", message)
 
 

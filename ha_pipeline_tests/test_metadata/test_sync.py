@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from ha_pipeline.metadata import InvalidSnapshotError, MetadataStore
 from ha_pipeline_tests.test_metadata.home import Rows, by_type, entity, find
+from ha_pipeline_tests.testbed.homeassistant import RealHomeAssistant
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 T1 = T0 + timedelta(hours=1)
@@ -261,29 +262,18 @@ def test_sync_is_one_transaction(store: MetadataStore, home: Rows, monkeypatch: 
     assert store.device("lamp")["removed_at"] is None
 
 
-def test_sample_payloads_of_real_ha(store: MetadataStore) -> None:
-    """The recorded HA 2024.1.6 payloads go in whole, with FKs intact."""
-    import json
-    from pathlib import Path
-
-    samples = Path("/work/shared/ha-samples")
-    if not samples.is_dir():
-        pytest.skip("recorded HA payloads not present")
-
-    def result(name: str) -> list:
-        data = json.loads((samples / name).read_text())["result"]
-        return list(data.values()) if isinstance(data, dict) else data
-
+def test_registries_of_a_real_ha_go_in_whole(store: MetadataStore, real_ha: RealHomeAssistant) -> None:
+    """The test bed HA 2024.1.6's own registries go in whole, with FKs intact."""
     rows = {
-        "areas": result("area_registry_list.json"),
-        "devices": result("device_registry_list.json"),
-        "entities": result("entity_registry_list.json"),
-        "config_entries": result("config_entries_get.json"),
+        "areas": real_ha.ws_command("config/area_registry/list"),
+        "devices": real_ha.ws_command("config/device_registry/list"),
+        "entities": real_ha.ws_command("config/entity_registry/list"),
+        "config_entries": real_ha.ws_command("config_entries/get"),
     }
+    assert all(rows.values())
     outcome = store.sync(rows, now=T0)
 
     stored = {k: outcome.added[k] for k in rows}
-    # Lists are cut to 20 items, so some references point outside them: those become warnings.
     assert stored == {k: len(v) for k, v in rows.items()}
     assert outcome.rejects == []
     assert store.fk_violations() == []

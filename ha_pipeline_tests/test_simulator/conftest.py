@@ -1,26 +1,54 @@
-"""Fixtures: a small simulated home served on a free loopback port, and a raw websockets client."""
+"""Fixtures: a small simulated home on a free loopback port, the real HA beside it, a raw client.
+
+The simulator's fidelity is judged live: a test sends the same commands to the simulator
+(`sim`) and to the test bed's real Home Assistant (`real`) and compares the replies' shapes.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import Iterator
-from pathlib import Path
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from ha_pipeline.simulator import SimulatedHome, SimulatorServer
+from ha_pipeline_tests.testbed.homeassistant import RealHomeAssistant
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "ha-samples"
 NOW = 1795409157.0  # a fixed end of generated history (2026-11-23T05:25:57Z)
 TOKEN = "test-token"
 
 
-def sample(name: str) -> Any:
-    """A recorded real-HA payload from ../shared/ha-samples."""
-    return json.loads((SAMPLES / name).read_text())
+@dataclass(frozen=True)
+class Side:
+    """One server of a live comparison: where it is, and which of its entities to ask about."""
+
+    name: str
+    url: str
+    token: str = field(repr=False)
+    history_start: str  # a window holding recorded rows
+    history_end: str
+    temperature: str
+    binary_sensor: str
+    light: str
+    runtime_start: str  # rows after this are the ones the test itself causes
+
+
+def _side(name: str, url: str, token: str, entity_ids: list[str], end: float, span: timedelta) -> Side:
+    """A side whose entities are picked by the same rule on either server."""
+    end_time = datetime.fromtimestamp(end, timezone.utc)
+    return Side(
+        name=name, url=url, token=token,
+        history_start=(end_time - span).isoformat(), history_end=end_time.isoformat(),
+        temperature=next(e for e in entity_ids if e.startswith("sensor.") and "temperature" in e),
+        binary_sensor=next(e for e in entity_ids if e.startswith("binary_sensor.")),
+        light=next(e for e in entity_ids if e.startswith("light.")),
+        runtime_start=max(end_time, datetime.now(timezone.utc)).isoformat(),
+    )
 
 
 @pytest.fixture()
@@ -32,6 +60,22 @@ def home() -> SimulatedHome:
 def server(home: SimulatedHome) -> Iterator[SimulatorServer]:
     with SimulatorServer(home, token=TOKEN) as srv:
         yield srv
+
+
+@pytest.fixture()
+def sim(server: SimulatorServer, home: SimulatedHome) -> Side:
+    """The simulator as one side of a comparison (24 h of generated history up to NOW)."""
+    registered = [e for e in home.states if e in home.entities]
+    return _side("simulator", server.url, TOKEN, registered, NOW, timedelta(days=1))
+
+
+@pytest.fixture()
+def real(real_ha: RealHomeAssistant) -> Side:
+    """The test bed's real HA as the other side (its recorder holds the rows since its start)."""
+    registered = {e["entity_id"] for e in real_ha.ws_command("config/entity_registry/list")}
+    ids = [s["entity_id"] for s in real_ha.ws_command("get_states") if s["entity_id"] in registered]
+    now = datetime.now(timezone.utc).timestamp()
+    return _side("real HA", real_ha.url, real_ha.token, ids, now, timedelta(hours=1))
 
 
 class RawClient:

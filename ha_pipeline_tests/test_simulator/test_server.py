@@ -1,10 +1,17 @@
-"""The WebSocket protocol of the simulator, checked against recorded real HA 2024.1.6 payloads."""
+"""The WebSocket protocol of the simulator, checked live against the test bed's real HA 2024.1.6.
+
+Each comparison sends the same commands to both and compares the replies field for field
+(key sets and JSON types, recursively); only statistics are compared with recorded payloads
+(ha_pipeline_tests/samples), because a freshly started HA has compiled none.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -12,16 +19,28 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from ha_pipeline.simulator import SimulatedHome, SimulatorServer
+from ha_pipeline_tests.samples import recorded
+from ha_pipeline_tests.testbed.homeassistant import RealHomeAssistant
 
-from .conftest import NOW, TOKEN, RawClient, sample
+from .conftest import NOW, TOKEN, RawClient, Side
 
 
 def run(coro: Any) -> Any:
     return asyncio.run(asyncio.wait_for(coro, 60))
 
 
+def on_both(sim: Side, real: Side, go: Callable[[Side], Awaitable[Any]]) -> tuple[Any, Any]:
+    """The same conversation with the simulator and with the real HA: (ours, theirs)."""
+    return run(go(sim)), run(go(real))
+
+
 def assert_same_shape(ours: Any, theirs: Any, where: str = "") -> None:
-    """Same keys and same JSON types, field for field (null matches anything: fields are nullable)."""
+    """Same keys and same JSON types, field for field, recursively.
+
+    Tolerated, as real differences between two homes: null matches anything (fields are
+    nullable), and a state's ``attributes`` are per-entity configuration (an icon set in YAML),
+    so there only the keys both have must agree in type.
+    """
     if theirs is None or ours is None:
         return
     if isinstance(theirs, bool) or isinstance(ours, bool):
@@ -30,15 +49,19 @@ def assert_same_shape(ours: Any, theirs: Any, where: str = "") -> None:
         assert isinstance(ours, (int, float)), f"{where}: {ours!r} vs {theirs!r}"
     elif isinstance(theirs, dict):
         assert isinstance(ours, dict), where
-        assert set(ours) == set(theirs), f"{where}: keys {sorted(ours)} vs {sorted(theirs)}"
-        for key in theirs:
+        keys = set(theirs)
+        if where.endswith(".attributes") or where == "attributes":
+            keys &= set(ours)
+        else:
+            assert set(ours) == keys, f"{where}: keys {sorted(ours)} vs {sorted(theirs)}"
+        for key in keys:
             assert_same_shape(ours[key], theirs[key], f"{where}.{key}")
     else:
         assert type(ours) is type(theirs), f"{where}: {ours!r} vs {theirs!r}"
 
 
 def assert_records_like(ours: list[dict[str, Any]], theirs: list[dict[str, Any]], where: str) -> None:
-    """Every record has exactly the keys of the sample's records, each with the sample's type."""
+    """Every record has exactly the keys of HA's records, each value of a type HA gives that key."""
     assert ours, f"{where}: nothing returned"
     keys = set(theirs[0])
     assert all(set(t) == keys for t in theirs)
@@ -54,21 +77,25 @@ def assert_records_like(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]
                 assert (bool if isinstance(v, bool) else type(v)) in by_key[k], f"{where}.{k}: {v!r}"
 
 
-def test_auth_messages_match_samples(server: SimulatorServer) -> None:
-    async def go() -> None:
-        async with connect(server.url.replace("http", "ws") + "/api/websocket") as ws:
-            assert json.loads(await ws.recv()) == sample("auth_required.json")
-            await ws.send(json.dumps({"type": "auth", "access_token": TOKEN}))
-            assert json.loads(await ws.recv()) == sample("auth_ok.json")
+def test_auth_messages_match_real_ha(sim: Side, real: Side) -> None:
+    async def go(side: Side) -> list[Any]:
+        ws_url = side.url.replace("http", "ws") + "/api/websocket"
+        async with connect(ws_url) as ws:
+            seen = [json.loads(await ws.recv())]
+            await ws.send(json.dumps({"type": "auth", "access_token": side.token}))
+            seen.append(json.loads(await ws.recv()))
         for bad in ({"type": "auth", "access_token": "wrong"}, {"type": "auth"}):
-            async with connect(server.url.replace("http", "ws") + "/api/websocket") as ws:
+            async with connect(ws_url) as ws:
                 await ws.recv()
                 await ws.send(json.dumps(bad))
-                assert json.loads(await ws.recv()) == sample("auth_invalid.json")
+                seen.append(json.loads(await ws.recv()))
                 with pytest.raises(ConnectionClosed) as closed:
                     await ws.recv()
-                assert closed.value.rcvd.code == 1000
-    run(go())
+                seen.append(closed.value.rcvd.code)
+        return seen
+    ours, theirs = on_both(sim, real, go)
+    assert ours == theirs
+    assert theirs[-1] == 1000
 
 
 def test_server_logs_never_hold_the_token(server: SimulatorServer, caplog: pytest.LogCaptureFixture) -> None:
@@ -97,26 +124,25 @@ def test_only_the_websocket_path_is_served(server: SimulatorServer) -> None:
 
 
 LIST_COMMANDS = [
-    ("config/area_registry/list", {}, "area_registry_list.json"),
-    ("config/device_registry/list", {}, "device_registry_list.json"),
-    ("config/entity_registry/list", {}, "entity_registry_list.json"),
-    ("config_entries/get", {}, "config_entries_get.json"),
-    ("get_states", {}, "get_states.json"),
-    ("recorder/list_statistic_ids", {}, "recorder_list_statistic_ids.json"),
+    "config/area_registry/list",
+    "config/device_registry/list",
+    "config/entity_registry/list",
+    "config_entries/get",
+    "get_states",
+    "recorder/list_statistic_ids",
 ]
 
 
-@pytest.mark.parametrize(("command", "params", "name"), LIST_COMMANDS, ids=[c[2] for c in LIST_COMMANDS])
-def test_list_commands_match_samples(server: SimulatorServer, command: str, params: dict[str, Any], name: str) -> None:
-    async def go() -> dict[str, Any]:
-        client = await RawClient.open(server.url)
+@pytest.mark.parametrize("command", LIST_COMMANDS)
+def test_list_commands_match_real_ha(sim: Side, real: Side, command: str) -> None:
+    async def go(side: Side) -> dict[str, Any]:
+        client = await RawClient.open(side.url, side.token)
         try:
-            return await client.command(command, **params)
+            return await client.command(command)
         finally:
             await client.close()
-    reply = run(go())
-    expected = sample(name)
-    assert set(reply) == set(expected) and reply["success"] is True
+    reply, expected = on_both(sim, real, go)
+    assert set(reply) == set(expected) and reply["success"] is expected["success"] is True
     if command == "get_states":
         # attributes differ per entity; the state envelope and the context must match
         for state in reply["result"]:
@@ -124,37 +150,36 @@ def test_list_commands_match_samples(server: SimulatorServer, command: str, para
             assert_same_shape(state["context"], expected["result"][0]["context"])
             assert isinstance(state["attributes"], dict) and isinstance(state["state"], str)
     else:
-        assert_records_like(reply["result"], expected["result"], name)
+        assert_records_like(reply["result"], expected["result"], command)
 
 
-def test_single_shape_commands_match_samples(server: SimulatorServer, home: SimulatedHome) -> None:
-    some = [e for e in home.states if e in home.entities][:3]
-
-    async def go() -> dict[str, dict[str, Any]]:
-        client = await RawClient.open(server.url)
+def test_single_shape_commands_match_real_ha(sim: Side, real: Side) -> None:
+    async def go(side: Side) -> dict[str, dict[str, Any]]:
+        client = await RawClient.open(side.url, side.token)
         try:
-            out = {
-                "supported_features.json": await client.command("supported_features", features={"coalesce_messages": 1}),
-                "ping.json": await client.command("ping"),
-                "get_config.json": await client.command("get_config"),
-                "entity_registry_get_entries.json": await client.command("config/entity_registry/get_entries",
-                                                                        entity_ids=some),
-                "entity_registry_list_for_display.json": await client.command("config/entity_registry/list_for_display"),
-                "subscribe_events_result.json": await client.command("subscribe_events", event_type="state_changed"),
+            listed = (await client.command("config/entity_registry/list"))["result"]
+            some = [side.temperature, side.binary_sensor, side.light]
+            assert {e["entity_id"] for e in listed} >= set(some)
+            return {
+                "supported_features": await client.command("supported_features", features={"coalesce_messages": 1}),
+                "ping": await client.command("ping"),
+                "get_config": await client.command("get_config"),
+                "get_entries": await client.command("config/entity_registry/get_entries", entity_ids=some),
+                "list_for_display": await client.command("config/entity_registry/list_for_display"),
+                "subscribe_events": await client.command("subscribe_events", event_type="state_changed"),
             }
-            return out
         finally:
             await client.close()
 
-    replies = run(go())
+    replies, expected_replies = on_both(sim, real, go)
     for name, reply in replies.items():
-        expected = sample(name)
-        if name == "ping.json":
-            assert set(reply) == set(expected) and reply["type"] == "pong"
-        elif name == "entity_registry_get_entries.json":
-            assert set(reply["result"]) == set(some)
+        expected = expected_replies[name]
+        if name == "ping":
+            assert set(reply) == set(expected) and reply["type"] == expected["type"] == "pong"
+        elif name == "get_entries":
+            assert len(reply["result"]) == len(expected["result"]) == 3
             assert_records_like(list(reply["result"].values()), list(expected["result"].values()), name)
-        elif name == "entity_registry_list_for_display.json":
+        elif name == "list_for_display":
             assert reply["result"]["entity_categories"] == expected["result"]["entity_categories"]
             allowed = {"ei", "pl", "ai", "di", "tk", "ec", "hb", "en", "dp"}
             seen = {k for item in expected["result"]["entities"] for k in item}
@@ -166,78 +191,89 @@ def test_single_shape_commands_match_samples(server: SimulatorServer, home: Simu
             assert_same_shape(reply, expected, name)
 
 
-def _history_params(home: SimulatedHome) -> tuple[list[str], str, str]:
-    ids = [next(e for e in home.states if e.startswith("sensor.") and "temperature" in e),
-           next(e for e in home.states if e.startswith("binary_sensor.")),
-           "input_boolean.guest_mode"]
-    return ids, "2026-11-22T05:25:57+00:00", "2026-11-23T05:25:57+00:00"
+async def _toggle_and_wait(client: RawClient, side: Side, entity_id: str, rows: int) -> None:
+    """Toggle an input_boolean, then wait until the recorder holds ``rows`` rows since runtime_start."""
+    await client.command("call_service", domain="input_boolean", service="toggle", target={"entity_id": entity_id})
+    for _ in range(100):
+        found = await client.command("history/history_during_period", start_time=side.runtime_start,
+                                     entity_ids=[entity_id], include_start_time_state=False,
+                                     significant_changes_only=False)
+        if len(found["result"].get(entity_id, [])) >= rows:
+            return
+        await asyncio.sleep(0.2)  # the real HA's recorder commits every second
+    raise AssertionError(f"{side.name}: {entity_id} never reached {rows} recorded rows")
 
 
-@pytest.mark.parametrize(("name", "params"), [
-    ("history_full_1h.json", {"significant_changes_only": False}),
-    ("history_no_end_time.json", {}),
-    ("history_minimal_attrs_6h.json", {"minimal_response": True}),
-    ("history_minimal_24h.json", {"minimal_response": True, "no_attributes": True}),
+@pytest.mark.parametrize(("case", "params"), [
+    ("full", {"significant_changes_only": False}),
+    ("no_end_time", {}),
+    ("minimal_attrs", {"minimal_response": True}),
+    ("minimal", {"minimal_response": True, "no_attributes": True}),
 ])
-def test_history_rows_match_samples(server: SimulatorServer, home: SimulatedHome, name: str,
-                                    params: dict[str, Any]) -> None:
-    ids, start, end = _history_params(home)
+def test_history_rows_match_real_ha(sim: Side, real: Side, case: str, params: dict[str, Any]) -> None:
+    probe = "input_boolean.guest_mode"
 
-    async def go() -> dict[str, Any]:
-        client = await RawClient.open(server.url)
+    async def go(side: Side) -> dict[str, Any]:
+        client = await RawClient.open(side.url, side.token)
         try:
-            return await client.command("history/history_during_period", start_time=start, end_time=end,
-                                        entity_ids=ids, **params)
+            await _toggle_and_wait(client, side, probe, 1)  # a later row on both sides
+            window = {"start_time": side.history_start}
+            if case != "no_end_time":
+                window["end_time"] = datetime.now(timezone.utc).isoformat()
+            return await client.command("history/history_during_period", **window,
+                                        entity_ids=[side.temperature, side.binary_sensor, probe], **params)
         finally:
             await client.close()
 
-    reply = run(go())
-    expected = sample(name)
+    reply, expected = on_both(sim, real, go)
     assert set(reply) == set(expected)
-    assert set(reply["result"]) == set(ids)
-    theirs = [row for rows in expected["result"].values() for row in rows]
+    assert len(reply["result"]) == len(expected["result"]) == 3
+    first_keys = {k for rows in expected["result"].values() for k in rows[0]}
+    later_keys = {k for rows in expected["result"].values() for row in rows[1:] for k in row}
+    assert later_keys, "the real HA recorded the toggle"
     for rows in reply["result"].values():
-        # first rows are full unless no_attributes; later rows as in the sample
-        first_keys = {k for rows_ in expected["result"].values() for k in rows_[0]}
+        # first rows are full unless no_attributes; later rows as the real HA's
         assert set(rows[0]) == first_keys
-        later_keys = {k for rows_ in expected["result"].values() for row in rows_[1:] for k in row}
         for row in rows[1:]:
             assert set(row) - {"lc"} == later_keys - {"lc"}
             assert isinstance(row["s"], str) and isinstance(row["lu"], float)
+    theirs = [row for rows in expected["result"].values() for row in rows]
     assert all(isinstance(r["lu"], float) for r in theirs)
 
 
-def test_light_attribute_changes_match_samples(server: SimulatorServer, home: SimulatedHome) -> None:
-    light = next(e for e in home.states if e.startswith("light."))
-
-    async def go() -> tuple[dict[str, Any], dict[str, Any]]:
-        client = await RawClient.open(server.url)
+def test_light_attribute_changes_match_real_ha(sim: Side, real: Side) -> None:
+    async def go(side: Side) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        client = await RawClient.open(side.url, side.token)
         try:
-            await client.command("call_service", domain="light", service="turn_off", target={"entity_id": light})
-            await client.command("call_service", domain="light", service="turn_on", target={"entity_id": light},
+            target = {"entity_id": side.light}
+            await client.command("call_service", domain="light", service="turn_off", target=target)
+            await client.command("call_service", domain="light", service="turn_on", target=target,
                                  service_data={"brightness": 120})
-            await client.command("call_service", domain="light", service="turn_on", target={"entity_id": light},
+            await client.command("call_service", domain="light", service="turn_on", target=target,
                                  service_data={"brightness": 200})
-            start = "2026-11-23T05:26:00+00:00"  # after the generated history: runtime rows only
-            full = await client.command("history/history_during_period", start_time=start, entity_ids=[light],
-                                        significant_changes_only=False, include_start_time_state=False)
-            sig = await client.command("history/history_during_period", start_time=start, entity_ids=[light],
-                                       significant_changes_only=True, include_start_time_state=False)
-            return full, sig
+            query = {"start_time": side.runtime_start, "entity_ids": [side.light], "include_start_time_state": False}
+            for _ in range(100):
+                full = (await client.command("history/history_during_period", **query,
+                                             significant_changes_only=False))["result"].get(side.light, [])
+                if full and full[-1].get("a", {}).get("brightness") == 200:
+                    break
+                await asyncio.sleep(0.2)  # the real HA's recorder commits every second
+            sig = await client.command("history/history_during_period", **query, significant_changes_only=True)
+            return full, sig["result"][side.light]
         finally:
             await client.close()
 
-    full, sig = run(go())
-    full_rows, sig_rows = full["result"][light], sig["result"][light]
-    sample_full = sample("history_light_attr_changes_sig_false.json")["result"]["light.kitchen_ceiling_light"]
-    # as in the sample: on (a state change), then on again with other attributes and an lc
-    assert [sorted(r) for r in full_rows[-2:]] == [sorted(r) for r in sample_full[1:3]]
-    assert full_rows[-1]["lc"] == full_rows[-2]["lu"]
-    assert (full_rows[-2]["a"]["brightness"], full_rows[-1]["a"]["brightness"]) == (120, 200)
-    assert len(sig_rows) == len(full_rows) - 1 and all("lc" not in r for r in sig_rows)
+    (full_rows, sig_rows), (real_full, real_sig) = on_both(sim, real, go)
+    # on (a state change), then on again with other attributes and an lc
+    assert [sorted(r) for r in full_rows[-2:]] == [sorted(r) for r in real_full[-2:]] \
+        == [["a", "lu", "s"], ["a", "lc", "lu", "s"]]
+    for rows, sig in ((full_rows, sig_rows), (real_full, real_sig)):
+        assert rows[-1]["lc"] == rows[-2]["lu"]
+        assert (rows[-2]["a"]["brightness"], rows[-1]["a"]["brightness"]) == (120, 200)
+        assert len(sig) == len(rows) - 1 and all("lc" not in r for r in sig)
 
 
-def test_statistics_match_samples(server: SimulatorServer, home: SimulatedHome) -> None:
+def test_statistics_match_recorded_real_ha(server: SimulatorServer, home: SimulatedHome) -> None:
     energy = next(e for e, s in home.states.items() if s["attributes"].get("device_class") == "energy")
     temp = next(e for e in home.states if e.startswith("sensor.") and "temperature" in e)
 
@@ -255,8 +291,9 @@ def test_statistics_match_samples(server: SimulatorServer, home: SimulatedHome) 
             await client.close()
 
     hour, day = run(go())
+    # recorded: a freshly started test bed HA has compiled no hourly or daily statistics yet
     for reply, name in ((hour, "statistics_during_period_hour.json"), (day, "statistics_during_period_day_Wh.json")):
-        expected = sample(name)
+        expected = recorded(name)
         theirs = [r for rows in expected["result"].values() for r in rows]
         ours = [r for rows in reply["result"].values() for r in rows]
         assert_records_like(ours, theirs, name)
@@ -269,9 +306,9 @@ def test_statistics_match_samples(server: SimulatorServer, home: SimulatedHome) 
     assert {(r["start"] // 1000) % 86400 for r in days} == {23 * 3600}
 
 
-def test_errors_match_samples(server: SimulatorServer) -> None:
-    async def go() -> dict[str, dict[str, Any]]:
-        client = await RawClient.open(server.url)
+def test_errors_match_real_ha(sim: Side, real: Side) -> None:
+    async def go(side: Side) -> dict[str, dict[str, Any]]:
+        client = await RawClient.open(side.url, side.token)
         try:
             out = {"missing": await client.command("history/history_during_period", start_time="2026-11-23T00:00:00Z")}
             out["bad_time"] = await client.command("history/history_during_period", start_time="yesterday",
@@ -287,16 +324,15 @@ def test_errors_match_samples(server: SimulatorServer) -> None:
         finally:
             await client.close()
 
-    out = run(go())
-    assert out["missing"]["error"] == sample("error_history_missing_entity_ids.json")["error"]
-    assert out["bad_time"]["error"]["code"] == "invalid_start_time"
-    assert out["unknown"]["error"] == sample("error_unknown_command.json")["error"]
-    assert out["same_id_ok"]["type"] == "pong"
-    assert out["reuse"]["error"] == sample("error_id_reuse.json")["error"]
-    err = out["service"]["error"]
-    assert err["code"] == "not_found" and {"translation_key", "translation_placeholders", "translation_domain"} <= set(err)
-    for reply in out.values():
-        assert set(reply) == {"id", "type", "success", "error"} or reply["type"] == "pong"
+    out, theirs = on_both(sim, real, go)
+    for name in ("missing", "unknown", "reuse"):
+        assert out[name]["error"] == theirs[name]["error"], name
+    assert out["bad_time"]["error"]["code"] == theirs["bad_time"]["error"]["code"] == "invalid_start_time"
+    assert out["same_id_ok"]["type"] == theirs["same_id_ok"]["type"] == "pong"
+    err, their_err = out["service"]["error"], theirs["service"]["error"]
+    assert err["code"] == their_err["code"] == "not_found" and set(err) == set(their_err)
+    for name, reply in out.items():
+        assert set(reply) == set(theirs[name]), name
 
 
 def test_coalesced_frames_hold_ready_replies(server: SimulatorServer) -> None:
@@ -321,37 +357,43 @@ def test_coalesced_frames_hold_ready_replies(server: SimulatorServer) -> None:
     assert not any(isinstance(f, list) for f in run(go(False)))
 
 
-def test_call_service_fires_state_changed_like_the_sample(server: SimulatorServer, home: SimulatedHome) -> None:
-    switch = "input_boolean.guest_mode"  # an input_boolean, like the recorded event
+def test_call_service_fires_state_changed_like_real_ha(sim: Side, real: Side) -> None:
+    switch = "input_boolean.guest_mode"  # on both sides
 
-    async def go() -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
-        client = await RawClient.open(server.url)
+    async def go(side: Side) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        client = await RawClient.open(side.url, side.token)
         try:
             sub = await client.send("subscribe_events", event_type="state_changed")
             await client.reply(sub)
             result = await client.command("call_service", domain="homeassistant", service="toggle",
                                           target={"entity_id": [switch]})
             events = await client.events(sub, 1)
-            history = await client.command("history/history_during_period", start_time="2026-11-23T05:26:00Z",
-                                           entity_ids=[switch])
             await client.command("unsubscribe_events", subscription=sub)
-            return result, events, history
+            return result, events
         finally:
             await client.close()
 
-    result, events, history = run(go())
-    assert_same_shape(result, sample("call_service_result.json"))
-    event = events[0]
-    expected = sample("state_changed_event.json")["event"]
+    (result, events), (real_result, real_events) = on_both(sim, real, go)
+    assert_same_shape(result, real_result)
+    event, expected = events[0], real_events[0]
     assert_same_shape(event, expected)
-    assert event["data"]["entity_id"] == switch
-    assert event["context"] == result["result"]["context"] == event["data"]["new_state"]["context"]
-    assert event["data"]["old_state"]["state"] != event["data"]["new_state"]["state"]
-    rows = history["result"][switch]
-    assert rows[-1]["s"] == event["data"]["new_state"]["state"]
+    for one, reply in ((event, result), (expected, real_result)):
+        assert one["data"]["entity_id"] == switch
+        assert one["context"] == reply["result"]["context"] == one["data"]["new_state"]["context"]
+        assert one["data"]["old_state"]["state"] != one["data"]["new_state"]["state"]
+
+    async def history() -> dict[str, Any]:
+        client = await RawClient.open(sim.url, sim.token)
+        try:
+            return await client.command("history/history_during_period", start_time=sim.runtime_start,
+                                        entity_ids=[switch])
+        finally:
+            await client.close()
+    assert run(history())["result"][switch][-1]["s"] == event["data"]["new_state"]["state"]
 
 
-def test_registry_edit_commands_fire_events(server: SimulatorServer, home: SimulatedHome) -> None:
+def test_registry_edit_commands_fire_events(server: SimulatorServer, home: SimulatedHome,
+                                            real_ha: RealHomeAssistant) -> None:
     device_id = next(d for d, dev in home.devices.items() if not dev["disabled_by"] and dev["area_id"])
     area = next(a for a in home.areas if a != home.devices[device_id]["area_id"])
     old_area = home.devices[device_id]["area_id"]
@@ -381,7 +423,7 @@ def test_registry_edit_commands_fire_events(server: SimulatorServer, home: Simul
             await client.close()
 
     out = run(go())
-    device_rows = sample("device_registry_list.json")["result"]
+    device_rows = real_ha.ws_command("config/device_registry/list")
     assert_records_like([out["device"]["result"]], device_rows, "device update")
     assert out["device_event"]["event_type"] == "device_registry_updated"
     assert out["device_event"]["data"] == {"action": "update", "device_id": device_id,
@@ -492,34 +534,43 @@ def test_live_server_streams_generated_state_changes() -> None:
     assert all(e["data"]["old_state"] != e["data"]["new_state"] for e in events)
 
 
-def test_subscribe_entities_matches_samples(server: SimulatorServer, home: SimulatedHome) -> None:
-    probe = "input_boolean.vacation_mode"
+def test_subscribe_entities_matches_real_ha(sim: Side, real: Side) -> None:
+    probe = "input_boolean.guest_mode"
 
-    async def go() -> tuple[dict[str, Any], dict[str, Any]]:
-        client = await RawClient.open(server.url)
+    async def go(side: Side) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        client = await RawClient.open(side.url, side.token)
         try:
             sub = await client.send("subscribe_entities", entity_ids=[probe])
             assert (await client.reply(sub))["result"] is None
             initial = (await client.events(sub, 1))[0]
-            await client.command("call_service", domain="input_boolean", service="toggle", target={"entity_id": probe})
-            change = (await client.events(sub, 1))[0]
-            return initial, change
+            changes = []
+            for _ in range(2):
+                await client.command("call_service", domain="input_boolean", service="toggle",
+                                     target={"entity_id": probe})
+                changes.append((await client.events(sub, 1))[0])
+            return initial, changes
         finally:
             await client.close()
 
-    initial, change = run(go())
-    sample_initial = sample("subscribe_entities_initial.json")["event"]["a"]["input_boolean.peer_probe"]
-    assert list(initial) == ["a"] and set(initial["a"]) == {probe}
-    assert set(initial["a"][probe]) - {"lu"} == set(sample_initial)
-    assert_same_shape(initial["a"][probe]["a"], sample_initial["a"])
-    sample_change = sample("subscribe_entities_change.json")["event"]["c"]["input_boolean.peer_probe"]
-    ours = change["c"][probe]
-    assert set(ours) == set(sample_change) and set(ours["+"]) == {"s", "lc", "c"}
-    # a service call carries the user: the context comes as a dict, as HA does then
-    assert isinstance(ours["+"]["c"], dict) and ours["+"]["c"]["user_id"]
+    (initial, changes), (real_initial, real_changes) = on_both(sim, real, go)
+    assert list(initial) == list(real_initial) == ["a"]
+    assert set(initial["a"][probe]) - {"lu"} == set(real_initial["a"][probe]) - {"lu"}
+    assert_same_shape(initial["a"][probe]["a"], real_initial["a"][probe]["a"], "attributes")
+    for change, real_change in zip(changes, real_changes):
+        assert list(change) == list(real_change) == ["c"]
+        ours, theirs = change["c"][probe], real_change["c"][probe]
+        assert set(ours) == set(theirs) and set(ours["+"]) == set(theirs["+"]) == {"s", "lc", "c"}
+    # the second toggle comes from the same user: only the context id changed, sent bare
+    assert isinstance(changes[1]["c"][probe]["+"]["c"], str)
+    assert isinstance(real_changes[1]["c"][probe]["+"]["c"], str)
+    first = changes[0]["c"][probe]["+"]["c"]
+    # the simulated home's states start without a user: the first toggle adds one
+    assert first.keys() == {"id", "user_id"} and first["user_id"]
 
 
-def test_get_services_matches_sample(server: SimulatorServer) -> None:
+def test_get_services_matches_recorded_real_ha(server: SimulatorServer) -> None:
+    # recorded: get_services answers unknown_error on the test bed's HA 2024.1.6 (validating
+    # services.yaml imports camera -> stream -> numpy, which .ha-venv does not hold)
     async def go() -> dict[str, Any]:
         client = await RawClient.open(server.url)
         try:
@@ -528,7 +579,7 @@ def test_get_services_matches_sample(server: SimulatorServer) -> None:
             await client.close()
 
     reply = run(go())
-    expected = sample("get_services.json")["result"]["input_boolean"]
+    expected = recorded("get_services.json")["result"]["input_boolean"]
     ours = reply["result"]["input_boolean"]
     for service in ("turn_on", "turn_off", "toggle"):
         assert set(ours[service]) == set(expected[service])
