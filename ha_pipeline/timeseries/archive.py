@@ -143,6 +143,20 @@ def fetch_plan(
     return FetchPlan(entity_ids, attribute_ids, [e for e in entity_ids if e not in wanted])
 
 
+def inventory_for(tags: Iterable[Mapping[str, Any]], since: datetime) -> dict[str, Mapping[str, Any]]:
+    """The inventory's entities that may hold rows from ``since`` on: current ones and those HA
+    removed at or after it (``removed_at``: when discovery saw it gone), keyed by entity id."""
+    out: dict[str, Mapping[str, Any]] = {}
+    for tag in tags:
+        removed = tag.get("removed_at")
+        if removed is not None:
+            removed = removed if removed.tzinfo else removed.replace(tzinfo=timezone.utc)
+            if removed < since:
+                continue
+        out[tag["entity_id"]] = tag
+    return out
+
+
 @dataclass
 class FetchedHour:
     """One hour as HA answered it: its events, HA's start-time states, and what was refused."""

@@ -19,6 +19,7 @@ from ha_pipeline.timeseries.archive import (
     fetch_hour,
     fetch_plan,
     fetch_start,
+    inventory_for,
     within_retention,
 )
 from ha_pipeline.timeseries.backend import InfluxWriteError
@@ -72,6 +73,13 @@ def test_fetch_plan_covers_current_inventory_and_archived_entities_less_excluded
     # total meters (last_reset) and entities the inventory does not describe come with attributes
     assert plan.attribute_ids == ["light.x", "sensor.gone_long_ago", "sensor.meter"]
     assert sorted(plan.plain_ids + plan.attribute_ids) == plan.entity_ids
+
+
+def test_inventory_for_keeps_entities_removed_during_or_after_the_window() -> None:
+    tags = [{"entity_id": "sensor.now", "removed_at": None},
+            {"entity_id": "sensor.left_later", "removed_at": (H0 + HOUR).replace(tzinfo=None)},
+            {"entity_id": "sensor.left_before", "removed_at": H0 - HOUR}]
+    assert sorted(inventory_for(tags, H0)) == ["sensor.left_later", "sensor.now"]
 
 
 def test_within_retention_splits_hours_and_zero_keeps_all() -> None:

@@ -142,6 +142,7 @@ def events(
         archived_entities,
         fetch_hour,
         fetch_plan,
+        inventory_for,
         kept_sentence,
         refused_sentence,
         retention_sentence,
@@ -158,7 +159,7 @@ def events(
         context.log.warning(f"{retention_sentence(skipped, spec)} First skipped hour: {skipped[0]}.")
         return
     span = (kept_hours[0][0], kept_hours[-1][1])
-    inventory = {tag["entity_id"]: tag for tag in metadata_store.store().entity_tags()}
+    inventory = inventory_for(metadata_store.store().entity_tags(include_removed=True), span[0])
     seconds: Counter[str] = Counter()
     with ha.client() as client:
         started = time.monotonic()
