@@ -16,7 +16,7 @@ import dagster as dg
 import pytest
 
 from ha_pipeline.defs import checks
-from ha_pipeline.defs.assets import history, inventory
+from ha_pipeline.defs.assets import history, inventory, summaries
 from ha_pipeline.defs.resources import HomeAssistantResource, InfluxDBResource, MetadataStoreResource
 from ha_pipeline.defs.sensors import registry_change_sensor
 from ha_pipeline_tests.testbed.homeassistant import RealHomeAssistant, start_real_ha
@@ -30,7 +30,7 @@ ASSETS = [
     inventory.discovery,
     history.events,
     history.hourly_summaries_asset,
-    history.daily_summaries_asset,
+    summaries.daily_summaries_asset,
     checks.inventory_integrity,
     checks.events_match_ha_rows,
     checks.hourly_counts_match_events,
@@ -262,7 +262,7 @@ def test_a_day_of_history_matches_ha_and_reruns_identically(seeded_ha, store, in
         day = _hour_floor(start).replace(hour=0)
         day_end = day + timedelta(days=1)
         daily = dg.materialize(ASSETS, resources=resources, instance=instance,
-                               selection=dg.AssetSelection.assets(history.daily_summaries_asset),
+                               selection=dg.AssetSelection.assets(summaries.daily_summaries_asset),
                                partition_key=day.strftime("%Y-%m-%d"))
         assert daily.success
         assert all(e.passed for e in daily.get_asset_check_evaluations())
