@@ -594,7 +594,8 @@ class _Builder:
             "options": options,
             "original_name": spec.name,
             "platform": platform,
-            "translation_key": None,
+            # Integrations name their diagnostic and config entities by translation key, as HA's do.
+            "translation_key": spec.key if device and spec.category else None,
             "unique_id": f"{device['identifiers'][0][1]}-{spec.key}" if device else f"{platform}-{slugify(spec.name or spec.key)}",
         }
         self.entities[entity_id] = entry
