@@ -203,42 +203,6 @@ def _plug_device(real) -> str:
     return entity["device_id"]
 
 
-def test_removed_renamed_and_odd_names_then_a_rerun_still_equals_ha(real, recorder, store, influx_url, window):
-    """An entity removed, an entity id renamed, a device name ending in a backslash and an entity
-    name with a newline, between two runs of the same 48 hours."""
-    start, end = window
-    old_id, new_id = home.RENAMED
-    removed_rows = recorder.hour_counts(start, end, [home.REMOVED])
-    assert sum(removed_rows.values()) > 0
-    assert influx_hour_counts(influx_url, EVENTS_DB, start, end).get(next(iter(removed_rows))), \
-        "the first run should have archived the entity to be removed"
-    metadata_id = recorder.metadata_id(old_id)
-    renamed_rows = sum(recorder.hour_counts(start, end, [old_id]).values())
-
-    real.ws_command("config/entity_registry/remove", entity_id=home.REMOVED)
-    real.ws_command("config/entity_registry/update", entity_id=old_id, new_entity_id=new_id)
-    real.ws_command("config/device_registry/update", device_id=_plug_device(real), name_by_user=home.ODD_DEVICE_NAME)
-    real.ws_command("config/entity_registry/update", entity_id=home.ODD_NAMED_ENTITY, name=home.ODD_ENTITY_NAME)
-    # HA's recorder renames the states_meta row (the rows stay), asynchronously
-    _wait_for(lambda: recorder.metadata_id(new_id) == metadata_id, "HA's recorder did not rename states_meta")
-    assert recorder.metadata_id(old_id) is None
-    assert sum(recorder.hour_counts(start, end, [new_id]).values()) == renamed_rows > 0
-    assert recorder.hour_counts(start, end, [home.REMOVED]) == removed_rows, "HA keeps a removed entity's rows"
-    devices = {d["id"]: d for d in real.ws_command("config/device_registry/list")}
-    assert devices[_plug_device(real)]["name_by_user"] == home.ODD_DEVICE_NAME
-
-    _discover(real, store, influx_url)
-    _backfill(real, store, influx_url, start, end)
-    archived = influx_hour_counts(influx_url, EVENTS_DB, start, end)
-    assert {k: v for k, v in archived.items() if k[0] == home.REMOVED} == removed_rows, \
-        "the removed entity's points must still be there"
-    assert sum(v for k, v in archived.items() if k[0] == new_id) == renamed_rows
-    assert not any(k[0] == old_id for k in archived), "HA no longer has rows under the old id"
-    expected = _assert_points_are_has_rows(recorder, influx_url, start, end)
-    print(f"\n[faithful] re-run after removal/rename/odd names: {sum(expected.values())} points = HA's rows; "
-          f"removed {home.REMOVED}: {sum(removed_rows.values())} kept, renamed {old_id} -> {new_id}: {renamed_rows}")
-
-
 # --- item 2: faults ---------------------------------------------------------------------------
 
 
@@ -418,3 +382,59 @@ def test_fault_run_process_killed_mid_write(real, recorder, store, bucket_env, f
     finally:
         server.stop()
     _judge_fault("run process SIGKILLed mid-write", recorder, start, end, before, during, healed, False)
+
+
+# --- item 3: entities that left HA, renames, odd names (changes HA for the rest of the module) ---
+
+
+def test_removed_renamed_and_odd_names_then_a_rerun_still_equals_ha(real, recorder, store, influx_url, window):
+    """An entity removed, an entity id renamed, a device name ending in a backslash and an entity
+    name with a newline, between two runs of the same 48 hours."""
+    start, end = window
+    old_id, new_id = home.RENAMED
+    removed_rows = recorder.hour_counts(start, end, [home.REMOVED])
+    assert sum(removed_rows.values()) > 0
+    assert influx_hour_counts(influx_url, EVENTS_DB, start, end).get(next(iter(removed_rows))), \
+        "the first run should have archived the entity to be removed"
+    metadata_id = recorder.metadata_id(old_id)
+    renamed_rows = sum(recorder.hour_counts(start, end, [old_id]).values())
+
+    real.ws_command("config/entity_registry/remove", entity_id=home.REMOVED)
+    real.ws_command("config/entity_registry/update", entity_id=old_id, new_entity_id=new_id)
+    real.ws_command("config/device_registry/update", device_id=_plug_device(real), name_by_user=home.ODD_DEVICE_NAME)
+    real.ws_command("config/entity_registry/update", entity_id=home.ODD_NAMED_ENTITY, name=home.ODD_ENTITY_NAME)
+    # HA's recorder renames the states_meta row (the rows stay), asynchronously
+    _wait_for(lambda: recorder.metadata_id(new_id) == metadata_id, "HA's recorder did not rename states_meta")
+    assert recorder.metadata_id(old_id) is None
+    assert sum(recorder.hour_counts(start, end, [new_id]).values()) == renamed_rows > 0
+    assert recorder.hour_counts(start, end, [home.REMOVED]) == removed_rows, "HA keeps a removed entity's rows"
+    devices = {d["id"]: d for d in real.ws_command("config/device_registry/list")}
+    assert devices[_plug_device(real)]["name_by_user"] == home.ODD_DEVICE_NAME
+
+    _discover(real, store, influx_url)
+    _backfill(real, store, influx_url, start, end)
+    archived = influx_hour_counts(influx_url, EVENTS_DB, start, end)
+    assert {k: v for k, v in archived.items() if k[0] == home.REMOVED} == removed_rows, \
+        "the removed entity's points must still be there"
+    assert sum(v for k, v in archived.items() if k[0] == new_id) == renamed_rows
+    assert not any(k[0] == old_id for k in archived), "HA no longer has rows under the old id"
+    expected = _assert_points_are_has_rows(recorder, influx_url, start, end)
+    print(f"\n[faithful] re-run after removal/rename/odd names: {sum(expected.values())} points = HA's rows; "
+          f"removed {home.REMOVED}: {sum(removed_rows.values())} kept, renamed {old_id} -> {new_id}: {renamed_rows}")
+
+
+def test_a_fresh_backfill_after_the_removal_still_archives_has_rows_of_it(real, recorder, store, bucket_env,
+                                                                         window, tmp_path):
+    """HA keeps a removed entity's rows until its purge: a backfill into an archive that never held
+    the entity (a new InfluxDB, a lost bucket) must ask HA for them too (item 3)."""
+    start, end = window
+    assert home.REMOVED not in {e["entity_id"] for e in real.ws_command("config/entity_registry/list")}
+    assert sum(recorder.hour_counts(start, end, [home.REMOVED]).values()) > 0
+    server = start_influxdb(tmp_path / "influx")
+    try:
+        _discover(real, store, server.url)
+        _backfill(real, store, server.url, start, end)
+        expected = _assert_points_are_has_rows(recorder, server.url, start, end)
+    finally:
+        server.stop()
+    print(f"\n[faithful] fresh 48 h backfill after the removal: {sum(expected.values())} points = HA's rows")
