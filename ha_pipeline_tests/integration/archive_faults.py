@@ -28,8 +28,6 @@ from ha_pipeline.defs.resources import HomeAssistantResource
 # name -> what to do when the run reaches the fault's hour (each fires once per arming)
 FAULTS: dict[str, Callable[[], None]] = {}
 _FIRED: set[str] = set()
-# A fault run is one attempt: the product's retry policy (20 s, then 40 s) would only repeat it.
-NO_RETRIES = {"execution": {"config": {"retries": {"disabled": {}}}}}
 
 
 def arm(name: str, action: Callable[[], None]) -> None:
@@ -166,7 +164,7 @@ def main() -> int:
     with dg.instance_for_test() as instance:
         result = dg.materialize([*inventory.ha_registries, inventory.ha_history, inventory.discovery, history.events],
                                 selection=dg.AssetSelection.assets(history.events), resources=resources,
-                                instance=instance, tags=tags, run_config=NO_RETRIES, raise_on_error=False)
+                                instance=instance, tags=tags, raise_on_error=False)
     return 0 if result.success else 1
 
 

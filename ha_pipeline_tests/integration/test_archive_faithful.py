@@ -9,7 +9,8 @@ Scope: every entity HA recorded a row for in the window, none excluded: the run'
 is the default (archive everything), so the fetch must ask for each of them, including an
 entity HA's registry no longer has and an entity whose id was renamed.
 
-Then, for each fault of item 2, the hours are archived, counted, re-run with the fault, counted
+Then, for each fault of item 2, the hours are archived, counted, re-run with the fault (a real run:
+the asset's own retry policy retries it, 20 s then 60 s later, as in production), counted
 again (no hour may hold fewer points than before), and re-run without it (points = HA's rows).
 The counts per fault are printed (run with -s).
 """
@@ -32,7 +33,6 @@ import pytest
 from ha_pipeline.defs.assets import history, inventory
 from ha_pipeline.defs.resources import HomeAssistantResource, InfluxDBResource, MetadataStoreResource
 from ha_pipeline_tests.integration.archive_faults import (
-    NO_RETRIES,
     FaultyHomeAssistant,
     TcpProxy,
     arm,
@@ -268,7 +268,7 @@ def test_fault_influxdb_killed_mid_write(real, recorder, store, bucket_env, faul
         before = _archive_first(real, store, server.url, start, end)
         arm("kill_influxdb", lambda: _kill(server))
         faulty = FaultyHomeAssistant(url=real.url, token=real.token, fault="kill_influxdb", fault_at=at.isoformat())
-        failed = _events(_resources(faulty, store, server.url), start, end, raise_on_error=False, run_config=NO_RETRIES)
+        failed = _events(_resources(faulty, store, server.url), start, end, raise_on_error=False)
         server.stop()
         server = start_influxdb(tmp_path / "influx")  # the same data and WAL, after a crash
         during = _counts(server.url, start, end)
@@ -293,9 +293,13 @@ def test_fault_disk_full_mid_write(real, recorder, store, bucket_env, fault_wind
         filled = {}
         arm("disk_full", lambda: filled.setdefault("bytes", fill_disk(base)))
         faulty = FaultyHomeAssistant(url=real.url, token=real.token, fault="disk_full", fault_at=at.isoformat())
-        failed = _events(_resources(faulty, store, url), start, end, raise_on_error=False, run_config=NO_RETRIES)
+        failed = _events(_resources(faulty, store, url), start, end, raise_on_error=False)
         assert filled.get("bytes", 0) > 0, "the fault should have filled the disk"
+        # as an operator would: free the disk, restart InfluxDB (its WAL writer keeps the error)
         (base / "filler").unlink()
+        server.stop()
+        server = start_influxdb(base)
+        url = server.url
         during = _counts(url, start, end)
         healed_run = _events(_resources(_ha(real), store, url), start, end, raise_on_error=False)
         assert healed_run.success, _failure(healed_run)
@@ -316,7 +320,7 @@ def test_fault_unwritable_tag_value(real, recorder, store, bucket_env, fault_win
         before = _archive_first(real, store, server.url, start, end)
         real.ws_command("config/device_registry/update", device_id=_plug_device(real), name_by_user="Scanner\nD:\\")
         _discover(real, store, server.url)
-        odd = _events(_resources(_ha(real), store, server.url), start, end, raise_on_error=False, run_config=NO_RETRIES)
+        odd = _events(_resources(_ha(real), store, server.url), start, end, raise_on_error=False)
         during = _counts(server.url, start, end)
         odd_ok = odd.success
         real.ws_command("config/device_registry/update", device_id=_plug_device(real), name_by_user=None)
@@ -340,7 +344,7 @@ def test_fault_ha_gone_mid_fetch(real, recorder, store, bucket_env, fault_window
         arm("ha_gone", proxy.cut)
         faulty = FaultyHomeAssistant(url=proxy.url, token=real.token, fault="ha_gone", fault_at=at.isoformat(),
                                      retry_budget_seconds=2.0, connect_timeout=2.0)
-        failed = _events(_resources(faulty, store, server.url), start, end, raise_on_error=False, run_config=NO_RETRIES)
+        failed = _events(_resources(faulty, store, server.url), start, end, raise_on_error=False)
         assert proxy.cut_at is not None, "the fault should have cut HA off"
         during = _counts(server.url, start, end)
         healed_run = _events(_resources(_ha(real), store, server.url), start, end, raise_on_error=False)

@@ -13,6 +13,7 @@ or back-filled history looks like, on round timestamps:
 * `sensor.main_energy_meter_energy` (total_increasing, with attributes): every quarter hour,
   a reset to near 0 and one reading exactly 90 % of the one before (a meter glitch HA's
   statistics take as a reset).
+* `sensor.main_energy_meter_power`: every 10 s at odd microseconds (most rows, as in real homes).
 * `sensor.kitchen_smart_plug_energy` (total_increasing): every half hour, a reset to 0.010;
   the entity `RENAMED` renames.
 * `binary_sensor.hallway_motion_motion`: every 7 minutes at odd microseconds, and around every
@@ -36,6 +37,7 @@ from .homeassistant import RealHomeAssistant, start_real_ha
 
 PLUG_POWER = "sensor.kitchen_smart_plug_power"
 MAIN_ENERGY = "sensor.main_energy_meter_energy"
+MAIN_POWER = "sensor.main_energy_meter_power"
 PLUG_ENERGY = "sensor.kitchen_smart_plug_energy"
 MOTION = "binary_sensor.hallway_motion_motion"
 HUMIDITY = "sensor.living_room_climate_humidity"
@@ -56,6 +58,8 @@ ATTRIBUTES = {
                   "friendly_name": "Main Energy Meter Energy"},
     PLUG_ENERGY: {"state_class": "total_increasing", "unit_of_measurement": "kWh", "device_class": "energy",
                   "friendly_name": "Kitchen Smart Plug Energy"},
+    MAIN_POWER: {"state_class": "measurement", "unit_of_measurement": "W", "device_class": "power",
+                 "friendly_name": "Main Energy Meter Power"},
     MOTION: {"device_class": "motion", "friendly_name": "Hallway Motion Motion"},
     HUMIDITY: {"state_class": "measurement", "unit_of_measurement": "%", "device_class": "humidity",
                "friendly_name": "Living Room Climate Humidity"},
@@ -119,6 +123,8 @@ def history(start: datetime, end: datetime, until: float) -> Seeded:
     # 250 Wh steps from a multiple of 10 Wh keep every reading one, so 90 % of it is exact.
     rows[MAIN_ENERGY], reset_at, ninety_at = _meter(t0, quarter, limit, 1000.0, reset_step=70, ninety_step=150)
     assert ninety_at is not None
+    # a busy meter: every 10 s at odd microseconds (most of the home's rows, as in real homes)
+    rows[MAIN_POWER] = _every(t0 + 3.000417, 10.0, limit, lambda i: f"{800 + (i * 53) % 400 / 10:.1f}")
     rows[PLUG_ENERGY], _, _ = _meter(t0, 1800.0, limit, 12.0, reset_step=40, ninety_step=None)
     motion = _every(t0 + 124.123456, 420.0, limit, lambda i: "on" if i % 2 == 0 else "off")
     hour = t0 + 3600
